@@ -53,9 +53,13 @@ std::string minutes_text(Duration d) {
   const auto minutes = std::chrono::duration_cast<std::chrono::minutes>(d).count();
   if (minutes < 1) return "less than a minute";
   if (minutes < 120) return std::to_string(minutes) + " min";
-  const auto hours = minutes / 60;
-  const auto rest = minutes % 60;
-  return std::to_string(hours) + " h" + (rest ? " " + std::to_string(rest) + " min" : "");
+  std::string text = std::to_string(minutes / 60) + " h";
+  if (minutes % 60 != 0) {
+    text += " ";
+    text += std::to_string(minutes % 60);
+    text += " min";
+  }
+  return text;
 }
 
 }  // namespace

@@ -1,0 +1,52 @@
+#pragma once
+// Nightscout API v1 client (SPEC §3, protocols.md §1): the pure parser and the concurrent poller.
+
+#include <string>
+#include <vector>
+
+#include "scout/core/config.hpp"
+#include "scout/core/reading.hpp"
+#include "scout/core/result.hpp"
+
+namespace scout::adapters {
+
+// How many entries scout asks for: enough for the delta, the AR2 forecast and a run of sensor
+// status codes longer than stale.urgent at a 5-minute cadence (3 hours).
+inline constexpr int k_entries_count = 36;
+
+// Parses the body of GET /api/v1/entries/sgv.json: a JSON array of entry objects.
+// Accepts `sgv` as a number or a numeric string; `date` as a number (ms since epoch) or a
+// numeric string; ignores unknown fields (e.g. `mills`, `_id`); skips entries without `sgv`
+// (mbg/cal records) or without a `date`. Errors: ErrorKind::not_json when the body does not
+// look like JSON (an HTML page), ErrorKind::malformed_json when it does not parse or is not an
+// array. Returned entries are newest first.
+[[nodiscard]] core::Result<std::vector<core::Entry>> parse_entries(const std::string& body);
+
+// sha1 hex (lower case) of `secret`, the value of the api-secret header (protocols.md §1.5).
+std::string api_secret_header_value(const std::string& secret);
+
+// The URL scout fetches for `site`: {url}/api/v1/entries/sgv.json?count=N[&token=...].
+std::string entries_url(const core::NightscoutSite& site, int count = k_entries_count);
+
+// The same URL with the token replaced by "***", for logs and messages. A user:password in the
+// URL is replaced by "***" too.
+std::string redacted_entries_url(const core::NightscoutSite& site, int count = k_entries_count);
+
+// The site's base URL (no trailing '/'), with any user:password replaced by "***", for logs.
+std::string redacted_site_url(const core::NightscoutSite& site);
+
+// Polls every site at once with libcurl's multi interface: each request has `timeout`
+// (connect + transfer); one hung site costs its own timeout and nothing else. The result has
+// one element per site, in order. Each error names the site by its redacted URL and says
+// what happened: auth (401/403), http_status (other non-2xx, with the code), timeout, network,
+// not_json (HTML page), malformed_json. TLS certificates are verified. Redirects are not
+// followed (a 3xx is http_status naming the target): following one would resend the
+// credentials to wherever it points. Each connection is closed after its one request.
+// All sites are asked at once, however many; the first call raises the soft RLIMIT_NOFILE to
+// the hard limit so 1000 sites fit. Returns after at most about `timeout` (+ a few seconds of
+// grace that only a libcurl bug could use). Requires: timeout > 0 (smaller is taken as 1 ms).
+// Thread-safety: may be called from any one thread at a time per process.
+std::vector<core::Result<std::vector<core::Entry>>> fetch_all(
+    const std::vector<core::NightscoutSite>& sites, core::Duration timeout);
+
+}  // namespace scout::adapters

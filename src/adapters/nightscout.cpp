@@ -1,0 +1,556 @@
+#include "scout/adapters/nightscout.hpp"
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+#include <sys/resource.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string_view>
+#include <thread>
+#include <utility>
+
+#ifdef SCOUT_VERSION
+#define SCOUT_NIGHTSCOUT_USER_AGENT "scout/" SCOUT_VERSION
+#else
+#define SCOUT_NIGHTSCOUT_USER_AGENT "scout"
+#endif
+
+namespace scout::adapters {
+namespace {
+
+using core::Entry;
+using core::Error;
+using core::ErrorKind;
+using core::Result;
+using nlohmann::json;
+
+// An entries list for 36 readings is about 10 KiB; anything this large is not one.
+constexpr std::size_t k_max_body_bytes = std::size_t{4} << 20;
+// A bound on the wait loop in fetch_all beyond the per-request timeout. libcurl enforces the
+// timeout itself; this only guarantees the loop ends even if it somehow did not.
+constexpr core::Duration k_loop_grace = std::chrono::seconds{5};
+// How long one curl_multi_poll may sleep before the loop re-checks its own deadline.
+constexpr int k_poll_slice_ms = 1000;
+// When the hard limit on open files is "unlimited", raise the soft limit to this.
+constexpr rlim_t k_nofile_when_unlimited = 65536;
+
+std::string_view trim_left(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i])) != 0) {
+    ++i;
+  }
+  return text.substr(i);
+}
+
+// A JSON number, or a string holding one ("120", " 5", "1716580000000"), as a double.
+std::optional<double> numeric_value(const json& value) {
+  if (value.is_number()) {
+    return value.get<double>();
+  }
+  if (!value.is_string()) {
+    return std::nullopt;
+  }
+  const std::string& text = value.get_ref<const std::string&>();
+  std::string_view view = trim_left(text);
+  while (!view.empty() && std::isspace(static_cast<unsigned char>(view.back())) != 0) {
+    view.remove_suffix(1);
+  }
+  if (view.empty()) {
+    return std::nullopt;
+  }
+  double parsed = 0;
+  const auto [end, ec] = std::from_chars(view.data(), view.data() + view.size(), parsed);
+  if (ec != std::errc{} || end != view.data() + view.size()) {
+    return std::nullopt;
+  }
+  return parsed;
+}
+
+// sgv as whole mg/dL; nothing for values no sensor could send (keeps the int conversion safe).
+std::optional<int> sgv_of(const json& record) {
+  const auto it = record.find("sgv");
+  if (it == record.end()) {
+    return std::nullopt;
+  }
+  const auto value = numeric_value(*it);
+  if (!value || !std::isfinite(*value) || std::fabs(*value) > 1e6) {
+    return std::nullopt;
+  }
+  return static_cast<int>(std::lround(*value));
+}
+
+// date as ms since the epoch; nothing when absent, not a number, or outside 1970..~2286.
+std::optional<core::TimePoint> date_of(const json& record) {
+  const auto it = record.find("date");
+  if (it == record.end()) {
+    return std::nullopt;
+  }
+  const auto value = numeric_value(*it);
+  if (!value || !std::isfinite(*value) || *value <= 0 || *value > 1e16) {
+    return std::nullopt;
+  }
+  return core::TimePoint{core::Duration{static_cast<std::int64_t>(std::llround(*value))}};
+}
+
+std::string hex_lower(const unsigned char* bytes, std::size_t size) {
+  static constexpr char k_digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(size * 2);
+  for (std::size_t i = 0; i < size; ++i) {
+    out.push_back(k_digits[bytes[i] >> 4]);
+    out.push_back(k_digits[bytes[i] & 0x0f]);
+  }
+  return out;
+}
+
+// Percent-encodes everything but RFC 3986 unreserved characters.
+std::string url_encode(std::string_view text) {
+  static constexpr char k_digits[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (std::isalnum(byte) != 0 || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(c);
+    } else {
+      out.push_back('%');
+      out.push_back(k_digits[byte >> 4]);
+      out.push_back(k_digits[byte & 0x0f]);
+    }
+  }
+  return out;
+}
+
+std::string base_url(const core::NightscoutSite& site) {
+  std::string url = site.url;
+  while (!url.empty() && url.back() == '/') {
+    url.pop_back();
+  }
+  return url;
+}
+
+// `url` with any user:password@ replaced by ***@, so it can be shown.
+std::string without_userinfo(std::string url) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string::npos) {
+    return url;
+  }
+  const auto authority_begin = scheme_end + 3;
+  const auto authority_end = url.find_first_of("/?#", authority_begin);
+  const auto at = url.rfind('@', authority_end == std::string::npos ? url.size() : authority_end);
+  if (at == std::string::npos || at < authority_begin) {
+    return url;
+  }
+  return url.replace(authority_begin, at - authority_begin, "***");
+}
+
+std::string url_for(const core::NightscoutSite& site, int count, const std::string& token) {
+  std::string url = base_url(site) + "/api/v1/entries/sgv.json?count=" + std::to_string(count);
+  if (!site.token.empty()) {
+    url += "&token=" + token;
+  }
+  return url;
+}
+
+// Replaces every occurrence of `secret` in `text` by ***.
+void scrub(std::string& text, const std::string& secret) {
+  if (secret.empty()) {
+    return;
+  }
+  for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos)) {
+    text.replace(pos, secret.size(), "***");
+    pos += 3;
+  }
+}
+
+// Belt and braces: no message leaves this file with a credential in it.
+std::string scrubbed(std::string text, const core::NightscoutSite& site) {
+  scrub(text, site.token);
+  if (!site.token.empty()) {
+    scrub(text, url_encode(site.token));
+  }
+  if (!site.api_secret.empty()) {
+    scrub(text, site.api_secret);
+    scrub(text, api_secret_header_value(site.api_secret));
+  }
+  return text;
+}
+
+std::string format_timeout(core::Duration timeout) {
+  const auto ms = timeout.count();
+  if (ms % 1000 == 0) {
+    return std::to_string(ms / 1000) + "s";
+  }
+  return std::to_string(ms) + " ms";
+}
+
+void global_init_once() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+// One socket per site must fit under RLIMIT_NOFILE; many systems start with a soft limit of
+// 1024. Raising the soft limit up to the hard limit needs no privilege (setrlimit(2)).
+void raise_open_file_limit_once() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+      return;
+    }
+    const rlim_t target =
+        limit.rlim_max == RLIM_INFINITY ? k_nofile_when_unlimited : limit.rlim_max;
+    if (limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur >= target) {
+      return;
+    }
+    limit.rlim_cur = target;
+    (void)setrlimit(RLIMIT_NOFILE, &limit);  // best effort: the old limit still works
+  });
+}
+
+struct CurlEasyDeleter {
+  void operator()(CURL* handle) const { curl_easy_cleanup(handle); }
+};
+struct CurlMultiDeleter {
+  void operator()(CURLM* handle) const { curl_multi_cleanup(handle); }
+};
+struct CurlSlistDeleter {
+  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
+};
+using EasyPtr = std::unique_ptr<CURL, CurlEasyDeleter>;
+using MultiPtr = std::unique_ptr<CURLM, CurlMultiDeleter>;
+using SlistPtr = std::unique_ptr<curl_slist, CurlSlistDeleter>;
+
+// Everything one request owns while the multi handle runs it.
+struct Transfer {
+  const core::NightscoutSite* site = nullptr;
+  std::string url;
+  std::string shown_url;  // redacted
+  EasyPtr easy;
+  SlistPtr headers;
+  std::string body;
+  bool body_too_large = false;
+  std::array<char, CURL_ERROR_SIZE> error_buffer{};
+  bool done = false;
+  CURLcode code = CURLE_OK;
+};
+
+std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* transfer = static_cast<Transfer*>(user);
+  const std::size_t bytes = size * count;
+  if (transfer->body.size() + bytes > k_max_body_bytes) {
+    transfer->body_too_large = true;
+    return 0;  // makes libcurl stop with CURLE_WRITE_ERROR
+  }
+  transfer->body.append(data, bytes);
+  return bytes;
+}
+
+// Returns an error message for a failed easy setup; empty on success.
+std::string set_up(Transfer& transfer, core::Duration timeout) {
+  CURL* easy = curl_easy_init();
+  if (easy == nullptr) {
+    return "could not create a libcurl handle";
+  }
+  transfer.easy.reset(easy);
+
+  curl_slist* headers = curl_slist_append(nullptr, "Accept: application/json");
+  if (headers != nullptr && !transfer.site->api_secret.empty()) {
+    const std::string line = "api-secret: " + api_secret_header_value(transfer.site->api_secret);
+    curl_slist* grown = curl_slist_append(headers, line.c_str());
+    if (grown == nullptr) {
+      curl_slist_free_all(headers);
+      headers = nullptr;
+    } else {
+      headers = grown;
+    }
+  }
+  if (headers == nullptr) {
+    return "could not build the request headers";
+  }
+  transfer.headers.reset(headers);
+
+  const long timeout_ms = std::max<long>(1, static_cast<long>(timeout.count()));
+  bool ok = true;
+  const auto set = [&](CURLcode code) { ok = ok && code == CURLE_OK; };
+  set(curl_easy_setopt(easy, CURLOPT_URL, transfer.url.c_str()));
+  set(curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https"));
+  set(curl_easy_setopt(easy, CURLOPT_HTTPHEADER, transfer.headers.get()));
+  set(curl_easy_setopt(easy, CURLOPT_USERAGENT, SCOUT_NIGHTSCOUT_USER_AGENT));
+  set(curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, ""));  // whatever libcurl can decode
+  // The timeout covers connect + transfer; the connect phase gets the same bound so a
+  // black-holed host is reported as a timeout, not left to the OS default (minutes).
+  set(curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms));
+  set(curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms));
+  set(curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L));
+  // No redirects: following one would resend the token or api-secret to wherever it points.
+  // A 3xx is reported with its target so the user can fix the URL.
+  set(curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L));
+  set(curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L));
+  set(curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L));
+  // One request per site per poll: close the connection when done rather than parking it
+  // (a parked keep-alive connection ties up a worker on thread-per-connection servers).
+  set(curl_easy_setopt(easy, CURLOPT_FORBID_REUSE, 1L));
+  set(curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &on_body));
+  set(curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer));
+  set(curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer.error_buffer.data()));
+  set(curl_easy_setopt(easy, CURLOPT_PRIVATE, &transfer));
+  if (!ok) {
+    return "could not configure the libcurl handle";
+  }
+  return {};
+}
+
+// The Location of a redirect without its query (which may carry a token).
+std::string redirect_target(CURL* easy) {
+  char* location = nullptr;
+  if (curl_easy_getinfo(easy, CURLINFO_REDIRECT_URL, &location) != CURLE_OK ||
+      location == nullptr) {
+    return {};
+  }
+  std::string target = without_userinfo(location);
+  const auto query = target.find_first_of("?#");
+  if (query != std::string::npos) {
+    target.erase(query);
+  }
+  return target;
+}
+
+Result<std::vector<Entry>> outcome_of(Transfer& transfer, core::Duration timeout) {
+  const std::string who = "Nightscout at " + transfer.shown_url;
+  const auto failure = [&](ErrorKind kind, std::string message) {
+    return core::fail(kind, scrubbed(std::move(message), *transfer.site));
+  };
+
+  if (!transfer.done) {
+    return failure(ErrorKind::timeout, who + " did not answer within " + format_timeout(timeout));
+  }
+  if (transfer.code == CURLE_WRITE_ERROR && transfer.body_too_large) {
+    if (trim_left(transfer.body).starts_with('<')) {
+      return failure(ErrorKind::not_json,
+                     who + " answered an HTML page, not JSON — is the URL right?");
+    }
+    return failure(ErrorKind::malformed_json, who + " answered more than " +
+                                                  std::to_string(k_max_body_bytes >> 20) +
+                                                  " MiB, which is not an entries list");
+  }
+  if (transfer.code != CURLE_OK) {
+    std::string detail = transfer.error_buffer.data();
+    if (detail.empty()) {
+      detail = curl_easy_strerror(transfer.code);
+    }
+    if (transfer.code == CURLE_OPERATION_TIMEDOUT) {
+      return failure(ErrorKind::timeout, who + " did not answer within " + format_timeout(timeout) +
+                                             " (" + detail + ")");
+    }
+    return failure(ErrorKind::network, who + ": " + detail);
+  }
+
+  long status = 0;
+  curl_easy_getinfo(transfer.easy.get(), CURLINFO_RESPONSE_CODE, &status);
+  if (status == 401 || status == 403) {
+    return failure(ErrorKind::auth, who + " refused the credentials (HTTP " +
+                                        std::to_string(status) + "): check token/api_secret");
+  }
+  if (status >= 300 && status < 400) {
+    const std::string target = redirect_target(transfer.easy.get());
+    return failure(
+        ErrorKind::http_status,
+        who + " answered HTTP " + std::to_string(status) +
+            (target.empty() ? std::string{" (a redirect)"} : " redirecting to " + target) +
+            ": scout does not follow redirects, put the final address in the url");
+  }
+  if (status == 404) {
+    return failure(ErrorKind::http_status,
+                   who + " answered HTTP 404 (not found) — is the URL right?");
+  }
+  if (status < 200 || status >= 300) {
+    return failure(ErrorKind::http_status, who + " answered HTTP " + std::to_string(status));
+  }
+
+  auto parsed = parse_entries(transfer.body);
+  if (!parsed) {
+    return failure(parsed.error().kind, who + " " + parsed.error().message);
+  }
+  return parsed;
+}
+
+}  // namespace
+
+Result<std::vector<Entry>> parse_entries(const std::string& body) {
+  const std::string_view start = trim_left(body);
+  if (start.empty()) {
+    return core::fail(ErrorKind::not_json, "answered an empty body, not JSON");
+  }
+  if (start.front() == '<') {
+    return core::fail(ErrorKind::not_json, "answered an HTML page, not JSON — is the URL right?");
+  }
+  // Anything JSON can start with; other text (e.g. a plain "Unauthorized") is not JSON.
+  static constexpr std::string_view k_json_starts = "[{\"-0123456789tfn";
+  if (k_json_starts.find(start.front()) == std::string_view::npos) {
+    const std::string excerpt{start.substr(0, std::min<std::size_t>(start.size(), 40))};
+    return core::fail(ErrorKind::not_json, "answered text that is not JSON (\"" + excerpt + "\")");
+  }
+
+  json document;
+  try {
+    document = json::parse(body);
+  } catch (const json::exception& e) {
+    return core::fail(ErrorKind::malformed_json,
+                      std::string{"answered malformed JSON: "} + e.what());
+  }
+  if (!document.is_array()) {
+    return core::fail(ErrorKind::malformed_json, std::string{"answered a JSON "} +
+                                                     document.type_name() +
+                                                     " where an array of entries was expected");
+  }
+
+  std::vector<Entry> entries;
+  entries.reserve(document.size());
+  for (std::size_t i = 0; i < document.size(); ++i) {
+    const json& record = document[i];
+    if (!record.is_object()) {
+      return core::fail(ErrorKind::malformed_json,
+                        "answered an array whose element " + std::to_string(i) + " is a " +
+                            record.type_name() + ", not an entry object");
+    }
+    // In-memory typing in Nightscout: a record is an sgv when it has the key `sgv`
+    // (nightscout/cgm-remote-monitor:lib/api/entries/index.js, query_models).
+    const auto type = record.find("type");
+    if (type != record.end() && type->is_string() && type->get_ref<const std::string&>() != "sgv") {
+      continue;
+    }
+    const auto sgv = sgv_of(record);
+    const auto date = date_of(record);
+    if (!sgv || !date) {
+      continue;
+    }
+    Entry entry;
+    entry.date = *date;
+    entry.sgv = *sgv;
+    const auto direction = record.find("direction");
+    if (direction != record.end() && direction->is_string()) {
+      entry.direction = direction->get<std::string>();
+    }
+    entries.push_back(std::move(entry));
+  }
+  std::stable_sort(entries.begin(), entries.end(),
+                   [](const Entry& a, const Entry& b) { return a.date > b.date; });
+  return entries;
+}
+
+std::string api_secret_header_value(const std::string& secret) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int size = 0;
+  if (EVP_Digest(secret.data(), secret.size(), digest.data(), &size, EVP_sha1(), nullptr) != 1) {
+    return {};  // OpenSSL without SHA-1: the request then fails with auth, which says why
+  }
+  return hex_lower(digest.data(), size);
+}
+
+std::string entries_url(const core::NightscoutSite& site, int count) {
+  return url_for(site, count, url_encode(site.token));
+}
+
+std::string redacted_entries_url(const core::NightscoutSite& site, int count) {
+  return without_userinfo(url_for(site, count, "***"));
+}
+
+std::string redacted_site_url(const core::NightscoutSite& site) {
+  return without_userinfo(base_url(site));
+}
+
+std::vector<Result<std::vector<Entry>>> fetch_all(const std::vector<core::NightscoutSite>& sites,
+                                                  core::Duration timeout) {
+  std::vector<Result<std::vector<Entry>>> results;
+  results.reserve(sites.size());
+  if (sites.empty()) {
+    return results;
+  }
+  global_init_once();
+  raise_open_file_limit_once();
+
+  std::vector<Transfer> transfers(sites.size());
+  MultiPtr multi{curl_multi_init()};
+  if (multi) {
+    // Room for one connection per site; MAX_TOTAL_CONNECTIONS and MAX_HOST_CONNECTIONS stay at
+    // their default (unlimited) so every site is asked at once, even many on one host.
+    curl_multi_setopt(multi.get(), CURLMOPT_MAXCONNECTS, static_cast<long>(sites.size()));
+  }
+
+  std::size_t running_count = 0;
+  for (std::size_t i = 0; i < sites.size(); ++i) {
+    Transfer& transfer = transfers[i];
+    transfer.site = &sites[i];
+    transfer.url = entries_url(sites[i]);
+    transfer.shown_url = redacted_entries_url(sites[i]);
+    std::string setup_error =
+        multi ? set_up(transfer, timeout) : "could not create a libcurl multi handle";
+    if (setup_error.empty() &&
+        curl_multi_add_handle(multi.get(), transfer.easy.get()) != CURLM_OK) {
+      setup_error = "could not start the request";
+    }
+    if (!setup_error.empty()) {
+      transfer.done = true;
+      transfer.code = CURLE_FAILED_INIT;
+      std::snprintf(transfer.error_buffer.data(), transfer.error_buffer.size(), "%s",
+                    setup_error.c_str());
+      transfer.easy.reset();
+      continue;
+    }
+    ++running_count;
+  }
+
+  const auto deadline = std::chrono::steady_clock::now() + timeout + k_loop_grace;
+  const auto collect = [&] {
+    int queued = 0;
+    while (CURLMsg* message = curl_multi_info_read(multi.get(), &queued)) {
+      if (message->msg != CURLMSG_DONE) {
+        continue;
+      }
+      void* owner = nullptr;
+      curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE, &owner);
+      auto* transfer = static_cast<Transfer*>(owner);
+      transfer->done = true;
+      transfer->code = message->data.result;
+    }
+  };
+  if (running_count > 0) {
+    int still_running = 0;
+    curl_multi_perform(multi.get(), &still_running);
+    collect();
+    while (still_running > 0 && std::chrono::steady_clock::now() < deadline) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      const int wait_ms =
+          static_cast<int>(std::clamp<std::int64_t>(left.count(), 1, k_poll_slice_ms));
+      if (curl_multi_poll(multi.get(), nullptr, 0, wait_ms, nullptr) != CURLM_OK) {
+        // Should not happen; avoid a hot loop and let curl_multi_perform report the state.
+        std::this_thread::sleep_for(std::chrono::milliseconds{10});
+      }
+      curl_multi_perform(multi.get(), &still_running);
+      collect();
+    }
+  }
+
+  for (Transfer& transfer : transfers) {
+    results.push_back(outcome_of(transfer, timeout));
+    if (transfer.easy) {
+      curl_multi_remove_handle(multi.get(), transfer.easy.get());
+    }
+  }
+  return results;
+}
+
+}  // namespace scout::adapters
