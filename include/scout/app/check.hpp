@@ -1,0 +1,73 @@
+#pragma once
+// `scout check` (SPEC §1): a one-shot dry run. Polls every patient once (or evaluates a simulated
+// reading), evaluates, and prints per patient the latest glucose, trend, delta, age, the alarm it
+// would raise and what it would do. It never calls, texts or writes state.
+
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "scout/core/config.hpp"
+#include "scout/core/evaluate.hpp"
+
+namespace scout::app {
+
+// Monitoring-plugins status (SPEC §1): exit codes 0, 1, 2, 3.
+enum class CheckStatus { ok, warning, critical, unknown };
+const char* to_string(CheckStatus status);  // "ok", "warning", "critical", "unknown"
+int exit_code(CheckStatus status);
+// The worse of two statuses in SPEC §1's order: critical > unknown > warning > ok.
+CheckStatus worse(CheckStatus a, CheckStatus b);
+
+// One action of the first escalation step (SPEC §1 `would`): `to` is "patient", "contacts" or a
+// contact name, as written in the config; `phones` are the E.164 numbers it reaches.
+struct WouldAction {
+  std::string channel;  // "call" | "sms"
+  std::string to;
+  std::vector<std::string> phones;
+  bool operator==(const WouldAction&) const = default;
+};
+
+// The actions of the first step of the chain for `severity` (calls first, then SMS).
+std::vector<WouldAction> first_step_actions(const core::Patient& patient, core::Severity severity);
+
+// What check says about one patient.
+struct PatientReport {
+  std::string name;
+  CheckStatus status = CheckStatus::unknown;
+  core::Assessment assessment;
+  std::optional<core::Alarm> alarm;  // assessment.worst()
+  std::vector<WouldAction> would;
+  std::string message;                // the alarm sentence (core::alarm_message), "" when none
+  std::optional<std::string> error;   // why the patient could not be evaluated
+};
+
+// Builds the report of one patient from its assessment. `since_local` as for
+// core::alarm_message. Status: an urgent alarm is critical, a warning alarm warning; a failed
+// poll without an alarm is unknown; else ok.
+PatientReport make_report(const core::Patient& patient, const core::Assessment& assessment,
+                          core::GlucoseUnit unit, const std::string& since_local);
+
+// The SPEC §1 JSON document (plus fields: unit, glucose (display string), arrow, severity,
+// message, thresholds in mg/dL, forecast, checked_at).
+nlohmann::json render_json(const std::vector<PatientReport>& reports, core::GlucoseUnit unit,
+                           core::TimePoint now);
+
+// The human table followed by one line per alarm or error, and the overall status.
+std::string render_text(const std::vector<PatientReport>& reports, core::GlucoseUnit unit);
+
+struct CheckOptions {
+  std::string config_path;  // empty: SPEC §1 lookup
+  std::string patient;      // empty: every patient
+  std::string format = "text";
+  std::optional<double> sgv;  // simulated reading, in the config's units
+  std::string direction;      // with sgv; "" = NONE
+};
+
+// Runs the command; returns the exit code (0..3). Output goes to `out`, diagnostics to `err`.
+int run_check(const CheckOptions& options, std::ostream& out, std::ostream& err);
+
+}  // namespace scout::app

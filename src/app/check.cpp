@@ -1,0 +1,409 @@
+#include "scout/app/check.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <ostream>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "scout/adapters/nightscout.hpp"
+#include "scout/adapters/timezone.hpp"
+#include "scout/adapters/yaml_config.hpp"
+#include "scout/core/message.hpp"
+#include "scout/core/redact.hpp"
+
+namespace scout::app {
+
+using core::Alarm;
+using core::Severity;
+
+const char* to_string(CheckStatus status) {
+  switch (status) {
+    case CheckStatus::ok:
+      return "ok";
+    case CheckStatus::warning:
+      return "warning";
+    case CheckStatus::critical:
+      return "critical";
+    case CheckStatus::unknown:
+      return "unknown";
+  }
+  return "unknown";
+}
+
+int exit_code(CheckStatus status) {
+  switch (status) {
+    case CheckStatus::ok:
+      return 0;
+    case CheckStatus::warning:
+      return 1;
+    case CheckStatus::critical:
+      return 2;
+    case CheckStatus::unknown:
+      return 3;
+  }
+  return 3;
+}
+
+namespace {
+
+int rank(CheckStatus status) {
+  switch (status) {
+    case CheckStatus::ok:
+      return 0;
+    case CheckStatus::warning:
+      return 1;
+    case CheckStatus::unknown:
+      return 2;
+    case CheckStatus::critical:
+      return 3;
+  }
+  return 2;
+}
+
+}  // namespace
+
+CheckStatus worse(CheckStatus a, CheckStatus b) { return rank(a) >= rank(b) ? a : b; }
+
+std::vector<WouldAction> first_step_actions(const core::Patient& patient, Severity severity) {
+  const auto& chain = severity == Severity::urgent ? patient.settings.escalation.urgent
+                                                   : patient.settings.escalation.warning;
+  std::vector<WouldAction> actions;
+  if (chain.empty()) return actions;
+  const auto& step = chain.front();
+  const auto phones_of = [&](const std::string& target) {
+    std::vector<std::string> phones;
+    if (target == "patient") {
+      phones.push_back(patient.phone);
+    } else if (target == "contacts") {
+      for (const auto& contact : patient.contacts) phones.push_back(contact.phone);
+    } else {
+      for (const auto& contact : patient.contacts) {
+        if (contact.name == target) phones.push_back(contact.phone);
+      }
+    }
+    return phones;
+  };
+  for (const auto& target : step.call) actions.push_back({"call", target, phones_of(target)});
+  for (const auto& target : step.sms) actions.push_back({"sms", target, phones_of(target)});
+  return actions;
+}
+
+PatientReport make_report(const core::Patient& patient, const core::Assessment& assessment,
+                          core::GlucoseUnit unit, const std::string& since_local) {
+  PatientReport report;
+  report.name = patient.name;
+  report.assessment = assessment;
+  report.alarm = assessment.worst();
+  if (assessment.poll_error) report.error = assessment.poll_error->message;
+  if (report.alarm) {
+    report.status =
+        report.alarm->severity == Severity::urgent ? CheckStatus::critical : CheckStatus::warning;
+    report.would = first_step_actions(patient, report.alarm->severity);
+    report.message = core::alarm_message(patient.name, *report.alarm, assessment, patient.settings,
+                                         unit, since_local);
+  } else if (assessment.poll_error) {
+    report.status = CheckStatus::unknown;
+  } else {
+    report.status = CheckStatus::ok;
+  }
+  return report;
+}
+
+namespace {
+
+nlohmann::json optional_int(const std::optional<int>& value) {
+  return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
+}
+
+std::string describe_would(const std::vector<WouldAction>& would, const std::string& patient) {
+  std::string text;
+  for (const auto& action : would) {
+    if (!text.empty()) text += "; ";
+    text += action.channel == "call" ? "call " : "text ";
+    text += action.to == "patient" ? patient : action.to;
+    std::string phones;
+    for (const auto& phone : action.phones) {
+      phones += (phones.empty() ? "" : ", ") + core::mask_phone(phone);
+    }
+    text += phones.empty() ? " (nobody: no contacts)" : " (" + phones + ")";
+  }
+  return text;
+}
+
+// Display width of UTF-8 text: one column per code point (the arrows and the ellipsis are
+// single-width).
+std::size_t display_width(const std::string& text) {
+  std::size_t width = 0;
+  for (const unsigned char c : text) {
+    if ((c & 0xC0) != 0x80) ++width;
+  }
+  return width;
+}
+
+std::string pad(const std::string& text, std::size_t width) {
+  const auto w = display_width(text);
+  return text + std::string(w < width ? width - w : 0, ' ');
+}
+
+}  // namespace
+
+nlohmann::json render_json(const std::vector<PatientReport>& reports, core::GlucoseUnit unit,
+                           core::TimePoint now) {
+  CheckStatus overall = CheckStatus::ok;
+  auto patients = nlohmann::json::array();
+  for (const auto& report : reports) {
+    overall = worse(overall, report.status);
+    const auto& a = report.assessment;
+    auto would = nlohmann::json::array();
+    for (const auto& action : report.would) {
+      would.push_back({{"channel", action.channel}, {"to", action.to}});
+    }
+    auto forecast = nlohmann::json::array();
+    for (const auto& point : a.forecast) {
+      forecast.push_back({{"date", point.at.time_since_epoch().count()}, {"sgv", point.mgdl}});
+    }
+    nlohmann::json entry = {
+        {"name", report.name},
+        {"status", to_string(report.status)},
+        {"alarm", report.alarm ? nlohmann::json(core::to_string(report.alarm->kind))
+                               : nlohmann::json(nullptr)},
+        {"severity", report.alarm ? nlohmann::json(core::to_string(report.alarm->severity))
+                                  : nlohmann::json(nullptr)},
+        {"sgv", a.latest ? nlohmann::json(a.latest->sgv) : nlohmann::json(nullptr)},
+        {"glucose", a.latest ? nlohmann::json(core::format_glucose(a.latest->sgv, unit))
+                             : nlohmann::json(nullptr)},
+        {"unit", core::to_string(unit)},
+        {"direction", a.latest && !a.latest->direction.empty()
+                          ? nlohmann::json(a.latest->direction)
+                          : nlohmann::json(nullptr)},
+        {"arrow", a.latest ? nlohmann::json(core::direction_arrow(a.latest->direction))
+                           : nlohmann::json(nullptr)},
+        {"delta", optional_int(a.delta)},
+        {"age_s", a.age ? nlohmann::json(std::chrono::duration_cast<std::chrono::seconds>(*a.age)
+                                             .count())
+                        : nlohmann::json(nullptr)},
+        {"date", a.latest ? nlohmann::json(a.latest->date.time_since_epoch().count())
+                          : nlohmann::json(nullptr)},
+        {"would", would},
+        {"message", report.message.empty() ? nlohmann::json(nullptr)
+                                           : nlohmann::json(report.message)},
+        {"thresholds",
+         {{"urgent_low", a.thresholds.urgent_low},
+          {"low", a.thresholds.low},
+          {"high", a.thresholds.high},
+          {"urgent_high", a.thresholds.urgent_high}}},
+        {"forecast", forecast},
+        {"status_code", optional_int(a.status_code)},
+        {"error", report.error ? nlohmann::json(*report.error) : nlohmann::json(nullptr)},
+    };
+    patients.push_back(std::move(entry));
+  }
+  return {{"status", to_string(overall)},
+          {"checked_at", now.time_since_epoch().count()},
+          {"patients", patients}};
+}
+
+std::string render_text(const std::vector<PatientReport>& reports, core::GlucoseUnit unit) {
+  const std::vector<std::string> header = {"PATIENT", "GLUCOSE", "TREND", "DELTA",
+                                           "AGE",     "ALARM",   "WOULD"};
+  std::vector<std::vector<std::string>> rows;
+  CheckStatus overall = CheckStatus::ok;
+  for (const auto& report : reports) {
+    overall = worse(overall, report.status);
+    const auto& a = report.assessment;
+    std::string glucose = "-";
+    std::string trend = "-";
+    if (a.latest) {
+      glucose = a.latest->sgv == core::k_sgv_low_code    ? "LOW"
+                : a.latest->sgv == core::k_sgv_high_code ? "HIGH"
+                                                         : core::format_glucose(a.latest->sgv, unit);
+      glucose += std::string(" ") + core::to_string(unit);
+      trend = core::direction_arrow(a.latest->direction);
+    }
+    const std::string delta = a.delta ? core::format_delta(*a.delta, unit) : "-";
+    const std::string age = a.age ? core::format_age(*a.age) : "-";
+    std::string alarm = report.alarm ? core::to_string(report.alarm->kind) : "-";
+    if (report.alarm && report.alarm->kind == core::AlarmKind::stale) {
+      alarm += std::string(" (") + core::to_string(report.alarm->severity) + ")";
+    }
+    std::string would = "nothing";
+    if (report.alarm) {
+      would = describe_would(report.would, report.name);
+    } else if (report.status == CheckStatus::unknown) {
+      would = "nothing yet: cannot read Nightscout";
+    }
+    rows.push_back({report.name, glucose, trend, delta, age, alarm, would});
+  }
+  std::vector<std::size_t> widths(header.size());
+  for (std::size_t i = 0; i < header.size(); ++i) {
+    widths[i] = display_width(header[i]);
+    for (const auto& row : rows) widths[i] = std::max(widths[i], display_width(row[i]));
+  }
+  std::ostringstream out;
+  const auto print_row = [&](const std::vector<std::string>& row) {
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      line += i + 1 == row.size() ? row[i] : pad(row[i], widths[i]) + "  ";
+    }
+    out << line << "\n";
+  };
+  print_row(header);
+  for (const auto& row : rows) print_row(row);
+  bool blank = false;
+  for (const auto& report : reports) {
+    if (!report.message.empty() || report.error) {
+      if (!blank) out << "\n";
+      blank = true;
+    }
+    if (!report.message.empty()) out << report.message << "\n";
+    if (report.error) out << report.name << ": cannot evaluate: " << *report.error << "\n";
+  }
+  std::string status = to_string(overall);
+  std::transform(status.begin(), status.end(), status.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  out << "\nstatus: " << status << "\n";
+  return out.str();
+}
+
+namespace {
+
+// Known Nightscout direction names (lib/plugins/direction.js).
+bool is_direction_name(const std::string& name) {
+  static const char* const k_names[] = {"NONE",          "TripleUp",         "DoubleUp",
+                                        "SingleUp",      "FortyFiveUp",      "Flat",
+                                        "FortyFiveDown", "SingleDown",       "DoubleDown",
+                                        "TripleDown",    "NOT COMPUTABLE",   "RATE OUT OF RANGE"};
+  return std::find(std::begin(k_names), std::end(k_names), name) != std::end(k_names);
+}
+
+int fail_unknown(const CheckOptions& options, std::ostream& out, std::ostream& err,
+                 const std::string& message) {
+  err << "scout check: " << message << "\n";
+  if (options.format == "json") {
+    out << nlohmann::json{{"status", "unknown"},
+                          {"patients", nlohmann::json::array()},
+                          {"error", message}}
+               .dump(2)
+        << "\n";
+  } else {
+    out << "status: UNKNOWN\n";
+  }
+  return exit_code(CheckStatus::unknown);
+}
+
+}  // namespace
+
+int run_check(const CheckOptions& options, std::ostream& out, std::ostream& err) {
+  if (options.format != "text" && options.format != "json") {
+    CheckOptions text_options = options;
+    text_options.format = "text";
+    return fail_unknown(text_options, out, err,
+                        "--format must be text or json, got '" + options.format + "'");
+  }
+  const auto env = adapters::system_config_environment();
+  const auto path =
+      options.config_path.empty() ? adapters::default_config_path(env) : options.config_path;
+  const auto load = adapters::load_config(path, env);
+  if (!load.config) {
+    for (const auto& problem : load.problems) err << problem.to_string() << "\n";
+    return fail_unknown(options, out, err,
+                        "the config " + path + " is not valid (" +
+                            std::to_string(load.problems.size()) +
+                            " problem(s)); run `scout validate` for the list");
+  }
+  const core::Config& config = *load.config;
+  for (const auto& warning : load.warnings) err << "warning: " << warning.to_string() << "\n";
+
+  std::vector<const core::Patient*> patients;
+  for (const auto& patient : config.patients) {
+    if (options.patient.empty() || patient.name == options.patient) patients.push_back(&patient);
+  }
+  if (patients.empty()) {
+    return fail_unknown(options, out, err, "no patient named '" + options.patient + "' in " + path);
+  }
+  if (!options.sgv && !options.direction.empty()) {
+    return fail_unknown(options, out, err, "--direction needs --sgv");
+  }
+  if (!options.direction.empty() && !is_direction_name(options.direction)) {
+    return fail_unknown(options, out, err,
+                        "--direction must be a Nightscout direction (DoubleUp, SingleUp, "
+                        "FortyFiveUp, Flat, FortyFiveDown, SingleDown, DoubleDown, NONE, ...), "
+                        "got '" + options.direction + "'");
+  }
+
+  // The one clock read of this command (STYLE.md C3), taken when the readings are in hand, so
+  // that ages are not understated by the time the poll took.
+  const auto read_clock = [] {
+    return std::chrono::time_point_cast<std::chrono::milliseconds>(
+        std::chrono::system_clock::now());
+  };
+  core::TimePoint now;
+
+  std::vector<core::PollOutcome> outcomes(patients.size());
+  if (options.sgv) {
+    now = read_clock();
+    const int mgdl = core::to_mgdl(*options.sgv, config.units);
+    if (mgdl < 1 || mgdl > core::k_sgv_high_code) {
+      return fail_unknown(options, out, err,
+                          "--sgv must be a glucose value in " +
+                              std::string(core::to_string(config.units)) +
+                              " between 1 and 401 mg/dL, got " + std::to_string(*options.sgv));
+    }
+    for (auto& outcome : outcomes) {
+      outcome.entries.push_back(core::Entry{now, mgdl, options.direction});
+    }
+  } else {
+    std::vector<core::NightscoutSite> sites;
+    for (const auto* patient : patients) sites.push_back(patient->nightscout);
+    auto fetched = adapters::fetch_all(sites, config.poll.timeout);
+    now = read_clock();
+    for (std::size_t i = 0; i < fetched.size(); ++i) {
+      if (fetched[i]) {
+        outcomes[i].entries = std::move(*fetched[i]);
+      } else {
+        spdlog::debug("poll failed patient={} error={}", i, fetched[i].error().message);
+        outcomes[i].error = fetched[i].error();
+        outcomes[i].failing_since = now;
+      }
+    }
+  }
+
+  std::vector<PatientReport> reports;
+  for (std::size_t i = 0; i < patients.size(); ++i) {
+    const auto& patient = *patients[i];
+    const auto minute = adapters::local_minute_of_day(patient.timezone, now);
+    if (!minute) {
+      PatientReport report;
+      report.name = patient.name;
+      report.error = minute.error().message;
+      reports.push_back(std::move(report));
+      continue;
+    }
+    const auto assessment = core::evaluate(outcomes[i], patient.settings, now, *minute);
+    std::string since_local;
+    if (assessment.status_code_since) {
+      since_local = adapters::local_hhmm(patient.timezone, *assessment.status_code_since);
+    } else if (outcomes[i].failing_since) {
+      since_local = adapters::local_hhmm(patient.timezone, *outcomes[i].failing_since);
+    }
+    reports.push_back(make_report(patient, assessment, config.units, since_local));
+  }
+
+  CheckStatus overall = CheckStatus::ok;
+  for (const auto& report : reports) overall = worse(overall, report.status);
+  if (options.format == "json") {
+    out << render_json(reports, config.units, now).dump(2) << "\n";
+  } else {
+    if (options.sgv) {
+      out << "simulated reading: " << core::format_glucose(outcomes[0].entries[0].sgv, config.units)
+          << " " << core::to_string(config.units)
+          << (options.direction.empty() ? "" : " " + options.direction) << ", now\n\n";
+    }
+    out << render_text(reports, config.units);
+  }
+  return exit_code(overall);
+}
+
+}  // namespace scout::app

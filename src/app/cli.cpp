@@ -1,0 +1,94 @@
+#include "scout/app/cli.hpp"
+
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "scout/app/check.hpp"
+#include "scout/app/logging.hpp"
+#include "scout/app/validate.hpp"
+
+#ifndef SCOUT_VERSION
+#define SCOUT_VERSION "0.0.0"
+#endif
+
+namespace scout::app {
+
+namespace {
+
+// The first word of argv that is not an option: the subcommand the user meant, even when
+// parsing fails before CLI11 selects it.
+std::string subcommand_word(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (argv[i][0] != '-') return argv[i];
+    // Global options that take a value: skip it.
+    if (std::strcmp(argv[i], "--log-level") == 0 || std::strcmp(argv[i], "--log-format") == 0) {
+      ++i;
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"scout: watches glucose through Nightscout and wakes someone up when it matters"};
+  app.set_version_flag("--version", std::string("scout ") + SCOUT_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough();
+
+  std::string log_level = "info";
+  std::string log_format = "text";
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  app.add_option("--log-format", log_format, "text|json")->check(CLI::IsMember({"text", "json"}));
+
+  int result = k_exit_ok;
+  // Every subcommand starts by setting up logging from the global options.
+  const auto start_logging = [&] {
+    if (auto status = configure_logging(log_level, log_format); !status) {
+      throw CLI::ValidationError(status.error().message);
+    }
+  };
+
+  CheckOptions check;
+  std::optional<double> check_sgv_value;
+  auto* check_cmd = app.add_subcommand(
+      "check", "one-shot dry run: poll every patient once and say what scout would do");
+  check_cmd->add_option("--config", check.config_path, "config file");
+  check_cmd->add_option("--patient", check.patient, "only this patient");
+  check_cmd->add_option("--format", check.format, "text|json")
+      ->check(CLI::IsMember({"text", "json"}));
+  auto* sgv_opt = check_cmd->add_option(
+      "--sgv", check_sgv_value, "evaluate a simulated fresh reading (in the config's units)");
+  check_cmd->add_option("--direction", check.direction, "trend of the simulated reading")
+      ->needs(sgv_opt);
+  check_cmd->callback([&] {
+    start_logging();
+    check.sgv = check_sgv_value;
+    result = run_check(check, std::cout, std::cerr);
+  });
+
+  std::string validate_config;
+  auto* validate_cmd = app.add_subcommand("validate", "check the config and print every problem");
+  validate_cmd->add_option("--config", validate_config, "config file");
+  validate_cmd->callback([&] {
+    start_logging();
+    result = run_validate(validate_config, std::cout, std::cerr); });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    if (code == 0) return k_exit_ok;  // --help, --version
+    return subcommand_word(argc, argv) == "check" ? exit_code(CheckStatus::unknown)
+                                                  : k_exit_usage;
+  }
+  return result;
+}
+
+}  // namespace scout::app

@@ -1,0 +1,19 @@
+// scout: the executable is the scout_app library plus this main() (ninja's layering).
+#include <exception>
+#include <iostream>
+
+#include "scout/app/cli.hpp"
+
+int main(int argc, char** argv) {
+  try {
+    return scout::app::run_cli(argc, argv);
+  } catch (const std::exception& e) {
+    // The single catch-all (STYLE.md C5): anything that reaches here is a bug or an
+    // unrecoverable environment failure.
+    std::cerr << "scout: fatal: " << e.what() << "\n";
+    return scout::app::k_exit_fatal;
+  } catch (...) {
+    std::cerr << "scout: fatal: unknown error\n";
+    return scout::app::k_exit_fatal;
+  }
+}

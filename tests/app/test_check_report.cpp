@@ -1,0 +1,134 @@
+// The pure parts of `scout check` (SPEC §1): status precedence, the first escalation step, the
+// JSON shape and the human table.
+
+#include <catch2/catch.hpp>
+
+#include "scout/app/check.hpp"
+
+using namespace scout;
+using app::CheckStatus;
+
+namespace {
+
+core::Patient alice() {
+  core::Patient p;
+  p.name = "Alice";
+  p.phone = "+33612345678";
+  p.contacts = {{"Bob", "+33687654321"}, {"Carol", "+33611112222"}};
+  p.settings.escalation.urgent = {{std::chrono::seconds{0}, {"patient"}, {}},
+                                  {std::chrono::minutes{5}, {"contacts"}, {"contacts"}}};
+  p.settings.escalation.warning = {{std::chrono::seconds{0}, {"patient", "Bob"}, {"Carol"}},
+                                   {std::chrono::minutes{15}, {}, {"contacts"}}};
+  return p;
+}
+
+const core::TimePoint k_now{std::chrono::milliseconds{1'716'580'000'000}};
+
+core::Assessment reading(int sgv, const std::string& direction, std::optional<int> delta,
+                         std::chrono::seconds age) {
+  core::Assessment a;
+  a.latest = core::Entry{k_now - age, sgv, direction};
+  a.age = age;
+  a.delta = delta;
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("check statuses combine as critical > unknown > warning > ok", "[app][check]") {
+  CHECK(app::worse(CheckStatus::ok, CheckStatus::warning) == CheckStatus::warning);
+  CHECK(app::worse(CheckStatus::warning, CheckStatus::unknown) == CheckStatus::unknown);
+  CHECK(app::worse(CheckStatus::unknown, CheckStatus::critical) == CheckStatus::critical);
+  CHECK(app::worse(CheckStatus::critical, CheckStatus::unknown) == CheckStatus::critical);
+  CHECK(app::worse(CheckStatus::unknown, CheckStatus::warning) == CheckStatus::unknown);
+  CHECK(app::worse(CheckStatus::ok, CheckStatus::ok) == CheckStatus::ok);
+  CHECK(app::exit_code(CheckStatus::ok) == 0);
+  CHECK(app::exit_code(CheckStatus::warning) == 1);
+  CHECK(app::exit_code(CheckStatus::critical) == 2);
+  CHECK(app::exit_code(CheckStatus::unknown) == 3);
+}
+
+TEST_CASE("would lists the first step of the alarm's chain: calls, then SMS, with their numbers",
+          "[app][check]") {
+  const auto patient = alice();
+  CHECK(app::first_step_actions(patient, core::Severity::urgent) ==
+        std::vector<app::WouldAction>{{"call", "patient", {"+33612345678"}}});
+  CHECK(app::first_step_actions(patient, core::Severity::warning) ==
+        std::vector<app::WouldAction>{{"call", "patient", {"+33612345678"}},
+                                      {"call", "Bob", {"+33687654321"}},
+                                      {"sms", "Carol", {"+33611112222"}}});
+}
+
+TEST_CASE("an urgent alarm is critical, a warning alarm warning, a failed poll unknown",
+          "[app][check]") {
+  const auto patient = alice();
+  auto urgent = reading(52, "SingleDown", -6, std::chrono::seconds{64});
+  urgent.glucose = core::Alarm{core::AlarmKind::urgent_low, core::Severity::urgent};
+  const auto r1 = app::make_report(patient, urgent, core::GlucoseUnit::mg_dl, "");
+  CHECK(r1.status == CheckStatus::critical);
+  CHECK(r1.message.find("Alice: URGENT LOW, 52 mg/dL, falling") == 0);
+
+  auto warning = reading(65, "Flat", 0, std::chrono::seconds{30});
+  warning.glucose = core::Alarm{core::AlarmKind::low, core::Severity::warning};
+  CHECK(app::make_report(patient, warning, core::GlucoseUnit::mg_dl, "").status ==
+        CheckStatus::warning);
+
+  core::Assessment failed;
+  failed.poll_error = core::Error{core::ErrorKind::timeout, "Nightscout timed out"};
+  const auto r3 = app::make_report(patient, failed, core::GlucoseUnit::mg_dl, "");
+  CHECK(r3.status == CheckStatus::unknown);
+  CHECK(r3.error == "Nightscout timed out");
+  CHECK(r3.would.empty());
+
+  const auto fine = reading(120, "Flat", 1, std::chrono::seconds{30});
+  CHECK(app::make_report(patient, fine, core::GlucoseUnit::mg_dl, "").status == CheckStatus::ok);
+}
+
+TEST_CASE("the JSON document has the SPEC §1 shape", "[app][check]") {
+  const auto patient = alice();
+  auto a = reading(52, "SingleDown", -6, std::chrono::seconds{64});
+  a.glucose = core::Alarm{core::AlarmKind::urgent_low, core::Severity::urgent};
+  const auto doc = app::render_json({app::make_report(patient, a, core::GlucoseUnit::mg_dl, "")},
+                                    core::GlucoseUnit::mg_dl, k_now);
+  CHECK(doc.at("status") == "critical");
+  const auto& p = doc.at("patients").at(0);
+  CHECK(p.at("name") == "Alice");
+  CHECK(p.at("status") == "critical");
+  CHECK(p.at("alarm") == "urgent_low");
+  CHECK(p.at("sgv") == 52);
+  CHECK(p.at("direction") == "SingleDown");
+  CHECK(p.at("delta") == -6);
+  CHECK(p.at("age_s") == 64);
+  CHECK(p.at("would") == nlohmann::json::parse(R"([{"channel":"call","to":"patient"}])"));
+  CHECK(p.at("error").is_null());
+}
+
+TEST_CASE("the JSON document has nulls where there is no usable reading", "[app][check]") {
+  core::Assessment failed;
+  failed.poll_error = core::Error{core::ErrorKind::network, "connection refused"};
+  const auto doc =
+      app::render_json({app::make_report(alice(), failed, core::GlucoseUnit::mg_dl, "")},
+                       core::GlucoseUnit::mg_dl, k_now);
+  CHECK(doc.at("status") == "unknown");
+  const auto& p = doc.at("patients").at(0);
+  CHECK(p.at("alarm").is_null());
+  CHECK(p.at("sgv").is_null());
+  CHECK(p.at("delta").is_null());
+  CHECK(p.at("age_s").is_null());
+  CHECK(p.at("direction").is_null());
+  CHECK(p.at("error") == "connection refused");
+}
+
+TEST_CASE("the human table shows glucose in the configured unit and masks phone numbers",
+          "[app][check]") {
+  auto a = reading(52, "SingleDown", -6, std::chrono::seconds{64});
+  a.glucose = core::Alarm{core::AlarmKind::urgent_low, core::Severity::urgent};
+  const auto text = app::render_text(
+      {app::make_report(alice(), a, core::GlucoseUnit::mmol_l, "")}, core::GlucoseUnit::mmol_l);
+  CHECK(text.find("2.9 mmol/L") != std::string::npos);
+  CHECK(text.find("\u2193") != std::string::npos);  // SingleDown arrow
+  CHECK(text.find("-0.3") != std::string::npos);     // -6 mg/dL in mmol/L
+  CHECK(text.find("call Alice (\u20265678)") != std::string::npos);
+  CHECK(text.find("+33612345678") == std::string::npos);
+  CHECK(text.find("status: CRITICAL") != std::string::npos);
+}

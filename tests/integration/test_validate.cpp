@@ -1,0 +1,93 @@
+// `scout validate` end to end (SPEC §1): every problem as FILE:LINE:COL: message, exit 78;
+// a good config exits 0.
+
+#include <catch2/catch.hpp>
+
+#include <regex>
+
+#include "integration/support.hpp"
+
+using namespace scout::test;
+
+TEST_CASE("validate accepts a good config and exits 0", "[integration][validate]") {
+  TempDir dir;
+  const auto config = dir.write("scout.yaml", make_config({{"Alice", "https://alice.example.org"}}));
+  const auto run = run_process({k_scout, "validate", "--config", config});
+  INFO(run.out << run.err);
+  CHECK(run.exit_code == 0);
+  CHECK(run.out.find("OK") != std::string::npos);
+}
+
+TEST_CASE("validate accepts every example config shipped in examples/configs",
+          "[integration][validate]") {
+  const auto dir = std::filesystem::path(SCOUT_SOURCE_DIR) / "examples" / "configs";
+  int seen = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() != ".yaml") continue;
+    ++seen;
+    const auto run = run_process({k_scout, "validate", "--config", entry.path().string()});
+    INFO(entry.path() << "\n" << run.out << run.err);
+    CHECK(run.exit_code == 0);
+  }
+  CHECK(seen >= 2);
+}
+
+TEST_CASE("validate reports every problem with file, line and column and exits 78",
+          "[integration][validate]") {
+  TempDir dir;
+  // Three independent problems: an unknown key (a typo), a bad duration and a bad phone number.
+  const auto config = dir.write("bad.yaml",
+                                "units: mg/dL\n"
+                                "poll: {interval: 60s, timeout: 10s}\n"
+                                "providers:\n"
+                                "  - type: console\n"
+                                "defaults:\n"
+                                "  snoze: 30m\n"
+                                "  stale: {warn: 15 minutes, urgent: 30m}\n"
+                                "patients:\n"
+                                "  - name: Alice\n"
+                                "    phone: \"0612345678\"\n"
+                                "    nightscout: {url: https://alice.example.org}\n");
+  const auto run = run_process({k_scout, "validate", "--config", config});
+  INFO(run.out << run.err);
+  CHECK(run.exit_code == 78);
+  const std::regex line_re(R"((^|\n)[^\n]*bad\.yaml:(\d+):(\d+): [^\n]+)");
+  std::vector<int> lines;
+  for (auto it = std::sregex_iterator(run.err.begin(), run.err.end(), line_re);
+       it != std::sregex_iterator(); ++it) {
+    lines.push_back(std::stoi((*it)[2]));
+  }
+  CHECK(std::find(lines.begin(), lines.end(), 6) != lines.end());   // snoze
+  CHECK(std::find(lines.begin(), lines.end(), 7) != lines.end());   // 15 minutes
+  CHECK(std::find(lines.begin(), lines.end(), 10) != lines.end());  // 0612345678
+  CHECK(run.err.find("snoze") != std::string::npos);
+}
+
+TEST_CASE("validate names an unset ${VARIABLE} and never starts half-configured",
+          "[integration][validate]") {
+  TempDir dir;
+  auto yaml = make_config({{"Alice", "https://alice.example.org"}});
+  yaml.replace(yaml.find("      url: https://alice.example.org"), 36,
+               "      url: https://alice.example.org\n      token: ${SCOUT_TEST_UNSET_TOKEN}");
+  const auto config = dir.write("scout.yaml", yaml);
+  const auto run = run_process({k_scout, "validate", "--config", config});
+  INFO(run.out << run.err);
+  CHECK(run.exit_code == 78);
+  CHECK(run.err.find("SCOUT_TEST_UNSET_TOKEN") != std::string::npos);
+}
+
+TEST_CASE("validate of a missing file exits 78 and names the file", "[integration][validate]") {
+  TempDir dir;
+  const auto run =
+      run_process({k_scout, "validate", "--config", (dir.path() / "absent.yaml").string()});
+  CHECK(run.exit_code == 78);
+  CHECK(run.err.find("absent.yaml") != std::string::npos);
+}
+
+TEST_CASE("an unknown subcommand or option is a usage error (64)", "[integration][cli]") {
+  CHECK(run_process({k_scout, "frobnicate"}).exit_code == 64);
+  CHECK(run_process({k_scout, "validate", "--bogus"}).exit_code == 64);
+  const auto version = run_process({k_scout, "--version"});
+  CHECK(version.exit_code == 0);
+  CHECK(version.out.find("scout ") != std::string::npos);
+}
