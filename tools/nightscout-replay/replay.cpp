@@ -523,9 +523,10 @@ bool authorized(const AuthConfig& auth, const Credentials& credentials) {
     const std::string sha512 = sha512_hex(auth.api_secret);
     for (const std::string* presented :
          {&credentials.api_secret_header, &credentials.secret_param}) {
-      const std::string value = lower(*presented);
-      ok = same_secret(value, sha1) || ok;
-      ok = same_secret(value, sha512) || ok;
+      // isApiKey: `keyValue.toLowerCase() == sha1 || keyValue == sha512`: only the sha1 is
+      // case-insensitive (nightscout/cgm-remote-monitor:lib/server/enclave.js).
+      ok = same_secret(lower(*presented), sha1) || ok;
+      ok = same_secret(*presented, sha512) || ok;
     }
   }
   return ok;

@@ -113,8 +113,8 @@ struct Credentials {
 };
 
 // True when the site is open (readable by default) or one credential is valid: ?token= a known
-// token; api-secret header or ?secret= equal (case-insensitive) to sha1 or sha512 hex of the
-// secret; a known token in the api-secret header (nightscout/cgm-remote-monitor:
+// token; api-secret header or ?secret= equal to the sha1 hex of the secret (any case) or to its
+// sha512 hex (lower case, compared as sent, as Nightscout does); a known token in the api-secret header (nightscout/cgm-remote-monitor:
 // lib/server/enclave.js isApiKey, lib/authorization/index.js). Constant-time comparisons.
 bool authorized(const AuthConfig& auth, const Credentials& credentials);
 
