@@ -19,7 +19,6 @@
 #include <iterator>
 #include <map>
 #include <set>
-#include <sstream>
 #include <string_view>
 #include <system_error>
 #include <tuple>
@@ -75,6 +74,8 @@ struct Pos {
   int line = 0;
   int column = 0;
 };
+
+bool is_after(Pos a, Pos b) { return std::tie(a.line, a.column) > std::tie(b.line, b.column); }
 
 Pos pos_of(const YAML::Mark& mark) {
   if (mark.is_null() || mark.line < 0 || mark.column < 0) {
@@ -422,6 +423,18 @@ const std::vector<std::string_view> k_twilio_keys = {
     "type", "account_sid", "auth_token", "auth_token_file", "from", "base_url"};
 const std::vector<std::string_view> k_console_keys = {"type", "answer"};
 
+const std::vector<std::string_view>& provider_keys(core::ProviderType type) {
+  switch (type) {
+    case core::ProviderType::vonage:
+      return k_vonage_keys;
+    case core::ProviderType::twilio:
+      return k_twilio_keys;
+    case core::ProviderType::console:
+      return k_console_keys;
+  }
+  return k_console_keys;
+}
+
 class Loader {
  public:
   Loader(std::string file, const ConfigEnvironment& env) : m_file(std::move(file)), m_env(env) {}
@@ -582,6 +595,26 @@ class Loader {
     }
   }
 
+  // A reader of one scalar value: reports a bad value at `path` and returns nullopt.
+  template <typename T>
+  using Reader = std::optional<T> (Loader::*)(const Entry&, const std::string&);
+
+  // When `map` has `key`, reads it with `reader` and, if valid, stores it in `out`. Returns the
+  // entry when a value was stored.
+  template <typename T, typename Out>
+  const Entry* read(const Map& map, std::string_view key, Reader<T> reader, Out& out) {
+    const Entry* e = map.get(key);
+    if (e == nullptr) {
+      return nullptr;
+    }
+    auto value = (this->*reader)(*e, join(map.path, key));
+    if (!value) {
+      return nullptr;
+    }
+    out = std::move(*value);
+    return e;
+  }
+
   // ---- scalars ---------------------------------------------------------------------------
 
   // Replaces every ${NAME} in `raw` from the environment. Unset variables are errors.
@@ -666,13 +699,12 @@ class Loader {
     return *parsed;
   }
 
-  // A duration of at least `min` (inclusive).
-  std::optional<Duration> duration_at_least(const Entry& entry, const std::string& path,
-                                            Duration min) {
+  // A duration of at least k_min_poll_interval.
+  std::optional<Duration> poll_interval(const Entry& entry, const std::string& path) {
     auto value = duration(entry, path);
-    if (value && *value < min) {
+    if (value && *value < k_min_poll_interval) {
       error(entry.value_pos(), path,
-            "must be at least " + core::format_duration(min) + ", got " +
+            "must be at least " + core::format_duration(k_min_poll_interval) + ", got " +
                 core::format_duration(*value));
       return std::nullopt;
     }
@@ -741,6 +773,52 @@ class Loader {
     }
     error(entry.value_pos(), path, "must be true or false, got " + in_quotes(*value));
     return std::nullopt;
+  }
+
+  // One of a fixed set of names, in any case. The error lists the names: "must be A, B or C".
+  template <typename E>
+  std::optional<E> choice(const Entry& entry, const std::string& path,
+                          std::initializer_list<std::pair<std::string_view, E>> choices) {
+    const auto value = text(entry, path);
+    if (!value) {
+      return std::nullopt;
+    }
+    const std::string v = lower(trim(*value));
+    std::string names;
+    std::size_t i = 0;
+    for (const auto& [name, result] : choices) {
+      if (v == lower(name)) {
+        return result;
+      }
+      names += (i == 0 ? "" : i + 1 == choices.size() ? " or " : ", ") + std::string{name};
+      ++i;
+    }
+    error(entry.value_pos(), path, "must be " + names + ", got " + in_quotes(*value));
+    return std::nullopt;
+  }
+
+  std::optional<core::GlucoseUnit> units(const Entry& entry, const std::string& path) {
+    return choice<core::GlucoseUnit>(
+        entry, path, {{"mg/dL", core::GlucoseUnit::mg_dl}, {"mmol/L", core::GlucoseUnit::mmol_l}});
+  }
+
+  std::optional<core::AckMode> ack_mode(const Entry& entry, const std::string& path) {
+    return choice<core::AckMode>(
+        entry, path, {{"keypress", core::AckMode::keypress}, {"answer", core::AckMode::answer}});
+  }
+
+  std::optional<core::ConsoleAnswer> console_answer(const Entry& entry, const std::string& path) {
+    return choice<core::ConsoleAnswer>(entry, path,
+                                       {{"never", core::ConsoleAnswer::never},
+                                        {"ack", core::ConsoleAnswer::ack},
+                                        {"noack", core::ConsoleAnswer::noack}});
+  }
+
+  std::optional<core::ProviderType> provider_type(const Entry& entry, const std::string& path) {
+    return choice<core::ProviderType>(entry, path,
+                                      {{"vonage", core::ProviderType::vonage},
+                                       {"twilio", core::ProviderType::twilio},
+                                       {"console", core::ProviderType::console}});
   }
 
   std::optional<std::string> phone(const Entry& entry, const std::string& path) {
@@ -814,10 +892,7 @@ class Loader {
     const Entry* file_entry = map.get(name + "_file");
     if (inline_entry != nullptr && file_entry != nullptr) {
       const Entry* later =
-          std::tie(file_entry->key_pos.line, file_entry->key_pos.column) >
-                  std::tie(inline_entry->key_pos.line, inline_entry->key_pos.column)
-              ? file_entry
-              : inline_entry;
+          is_after(file_entry->key_pos, inline_entry->key_pos) ? file_entry : inline_entry;
       error(later->key_pos, join(map.path, later->key),
             "give either " + name + " or " + name + "_file, not both");
       result.given = true;
@@ -876,6 +951,13 @@ class Loader {
     return s;
   }
 
+  // Stores the secret's value in `out` when it was given and valid.
+  static void store(const Secret& given, std::string& out) {
+    if (given.value) {
+      out = *given.value;
+    }
+  }
+
   std::optional<std::string> url(const Entry& entry, const std::string& path, bool allow_query) {
     auto value = text(entry, path);
     if (!value) {
@@ -888,6 +970,14 @@ class Loader {
     return strip_trailing_slashes(*value);
   }
 
+  std::optional<std::string> url_with_query(const Entry& entry, const std::string& path) {
+    return url(entry, path, true);
+  }
+
+  std::optional<std::string> url_without_query(const Entry& entry, const std::string& path) {
+    return url(entry, path, false);
+  }
+
   // ---- sections --------------------------------------------------------------------------
 
   void parse_root(const YAML::Node& root, core::Config& config) {
@@ -898,41 +988,17 @@ class Loader {
     require(*map, "providers");
     require(*map, "patients");
 
-    if (const Entry* e = map->get("units")) {
-      if (const auto value = text(*e, "units")) {
-        const std::string v = lower(trim(*value));
-        if (v == "mg/dl") {
-          m_units = core::GlucoseUnit::mg_dl;
-        } else if (v == "mmol/l") {
-          m_units = core::GlucoseUnit::mmol_l;
-        } else {
-          error(e->value_pos(), "units", "must be mg/dL or mmol/L, got " + in_quotes(*value));
-          m_units_ok = false;
-        }
-      } else {
-        m_units_ok = false;
-      }
+    if (map->get("units") != nullptr) {
+      m_units_ok = read(*map, "units", &Loader::units, m_units) != nullptr;
     }
     config.units = m_units;
 
     if (const Entry* e = map->get("poll")) {
       parse_poll(*e, config.poll);
     }
-    if (const Entry* e = map->get("state_file")) {
-      if (auto value = nonempty_text(*e, "state_file")) {
-        config.state_file = std::move(*value);
-      }
-    }
-    if (const Entry* e = map->get("journal_file")) {
-      if (auto value = text(*e, "journal_file")) {
-        config.journal_file = std::move(*value);
-      }
-    }
-    if (const Entry* e = map->get("heartbeat_url")) {
-      if (auto value = url(*e, "heartbeat_url", true)) {
-        config.heartbeat_url = std::move(*value);
-      }
-    }
+    read(*map, "state_file", &Loader::nonempty_text, config.state_file);
+    read(*map, "journal_file", &Loader::text, config.journal_file);
+    read(*map, "heartbeat_url", &Loader::url_with_query, config.heartbeat_url);
     if (const Entry* e = map->get("listener")) {
       config.listener = parse_listener(*e);
     }
@@ -966,21 +1032,13 @@ class Loader {
     if (!map) {
       return;
     }
-    const Entry* interval = map->get("interval");
-    const Entry* timeout = map->get("timeout");
-    if (interval != nullptr) {
-      if (const auto v = duration_at_least(*interval, "poll.interval", k_min_poll_interval)) {
-        poll.interval = *v;
-      }
-    }
-    if (timeout != nullptr) {
-      if (const auto v = positive_duration(*timeout, "poll.timeout")) {
-        poll.timeout = *v;
-        if (poll.timeout >= poll.interval) {
-          error(timeout->value_pos(), "poll.timeout",
-                "must be shorter than poll.interval (" + core::format_duration(poll.interval) +
-                    "), got " + core::format_duration(poll.timeout));
-        }
+    read(*map, "interval", &Loader::poll_interval, poll.interval);
+    if (map->get("timeout") != nullptr) {
+      const Entry* timeout = read(*map, "timeout", &Loader::positive_duration, poll.timeout);
+      if (timeout != nullptr && poll.timeout >= poll.interval) {
+        error(timeout->value_pos(), "poll.timeout",
+              "must be shorter than poll.interval (" + core::format_duration(poll.interval) +
+                  "), got " + core::format_duration(poll.timeout));
       }
     } else if (poll.timeout >= poll.interval) {
       error(map->pos, "poll",
@@ -1002,14 +1060,12 @@ class Loader {
       }
     }
     require(*map, "public_url");
-    if (const Entry* e = map->get("public_url")) {
-      if (auto value = url(*e, "listener.public_url", false)) {
-        if (lower(*value).rfind("http://", 0) == 0) {
-          warning(e->value_pos(), "listener.public_url",
-                  "uses http: webhooks (call outcomes, keypresses) travel unencrypted; use "
-                  "https or a TLS proxy");
-        }
-        listener.public_url = std::move(*value);
+    if (const Entry* e =
+            read(*map, "public_url", &Loader::url_without_query, listener.public_url)) {
+      if (lower(listener.public_url).rfind("http://", 0) == 0) {
+        warning(e->value_pos(), "listener.public_url",
+                "uses http: webhooks (call outcomes, keypresses) travel unencrypted; use "
+                "https or a TLS proxy");
       }
     }
     if (const Entry* e = map->get("tls")) {
@@ -1018,23 +1074,21 @@ class Loader {
         require(*tls, "cert_file");
         require(*tls, "key_file");
         core::ListenerTls files;
-        for (const char* key : {"cert_file", "key_file"}) {
-          const Entry* f = tls->get(key);
-          if (f == nullptr) {
-            continue;
-          }
-          const std::string path = join("listener.tls", key);
-          if (auto value = nonempty_text(*f, path)) {
-            if (!m_env.read_file || !m_env.read_file(*value)) {
-              error(f->value_pos(), path, "cannot read file " + in_quotes(*value));
-            }
-            (std::string_view{key} == "cert_file" ? files.cert_file : files.key_file) = *value;
-          }
-        }
+        read(*tls, "cert_file", &Loader::readable_file, files.cert_file);
+        read(*tls, "key_file", &Loader::readable_file, files.key_file);
         listener.tls = files;
       }
     }
     return listener;
+  }
+
+  // A non-empty file name. An unreadable file is reported, but the name is still returned.
+  std::optional<std::string> readable_file(const Entry& entry, const std::string& path) {
+    auto value = nonempty_text(entry, path);
+    if (value && (!m_env.read_file || !m_env.read_file(*value))) {
+      error(entry.value_pos(), path, "cannot read file " + in_quotes(*value));
+    }
+    return value;
   }
 
   void parse_bind(const std::string& value, Pos pos, core::Listener& listener) {
@@ -1089,62 +1143,38 @@ class Loader {
       return std::nullopt;
     }
     // The type decides which keys are allowed, so read it first.
-    std::optional<core::ProviderType> type;
-    Pos type_pos = pos_of(item.node.Mark());
-    bool has_type = false;
+    std::optional<Entry> type_entry;
     for (auto it = item.node.begin(); it != item.node.end(); ++it) {
       if (it->first.IsScalar() && it->first.Scalar() == "type") {
-        has_type = true;
-        const Entry type_entry{"type", pos_of(it->first.Mark()), it->second};
-        type_pos = type_entry.value_pos();
-        if (const auto value = text(type_entry, join(path, "type"))) {
-          const std::string v = lower(trim(*value));
-          if (v == "vonage") {
-            type = core::ProviderType::vonage;
-          } else if (v == "twilio") {
-            type = core::ProviderType::twilio;
-          } else if (v == "console") {
-            type = core::ProviderType::console;
-          } else {
-            error(type_pos, join(path, "type"),
-                  "must be vonage, twilio or console, got " + in_quotes(*value));
-          }
-        }
+        type_entry = Entry{"type", pos_of(it->first.Mark()), it->second};
         break;
       }
     }
-    if (!has_type) {
+    if (!type_entry) {
       error(item.pos, path, "missing required key 'type' (vonage, twilio or console)");
       return std::nullopt;
     }
+    const auto type = provider_type(*type_entry, join(path, "type"));
     if (!type) {
       return std::nullopt;
     }
     core::Provider provider;
     provider.type = *type;
+    const auto map = as_map(item.node, item.pos, path, provider_keys(*type),
+                            std::string{"for a "} + core::to_string(*type) + " provider");
+    if (!map) {
+      return provider;
+    }
     switch (*type) {
-      case core::ProviderType::vonage: {
-        const auto map = as_map(item.node, item.pos, path, k_vonage_keys, "for a vonage provider");
-        if (map) {
-          parse_vonage(*map, provider);
-        }
+      case core::ProviderType::vonage:
+        parse_vonage(*map, provider);
         break;
-      }
-      case core::ProviderType::twilio: {
-        const auto map = as_map(item.node, item.pos, path, k_twilio_keys, "for a twilio provider");
-        if (map) {
-          parse_twilio(*map, provider);
-        }
+      case core::ProviderType::twilio:
+        parse_twilio(*map, provider);
         break;
-      }
-      case core::ProviderType::console: {
-        const auto map =
-            as_map(item.node, item.pos, path, k_console_keys, "for a console provider");
-        if (map) {
-          parse_console(*map, provider);
-        }
+      case core::ProviderType::console:
+        parse_console(*map, provider);
         break;
-      }
     }
     return provider;
   }
@@ -1152,31 +1182,35 @@ class Loader {
   void parse_from_and_base_url(const Map& map, core::Provider& provider,
                                const std::string& default_base_url) {
     require(map, "from");
-    if (const Entry* e = map.get("from")) {
-      if (auto value = phone(*e, join(map.path, "from"))) {
-        provider.from = std::move(*value);
-      }
-    }
+    read(map, "from", &Loader::phone, provider.from);
     provider.base_url = default_base_url;
-    if (const Entry* e = map.get("base_url")) {
-      if (auto value = url(*e, join(map.path, "base_url"), false)) {
-        provider.base_url = std::move(*value);
-      }
+    read(map, "base_url", &Loader::url_without_query, provider.base_url);
+  }
+
+  std::optional<std::string> application_id(const Entry& entry, const std::string& path) {
+    auto value = text(entry, path);
+    if (value && !is_uuid(*value)) {
+      error(entry.value_pos(), path,
+            "must be the Vonage application's UUID (8-4-4-4-12 hex digits)");
+      return std::nullopt;
     }
+    return value;
+  }
+
+  std::optional<std::string> account_sid(const Entry& entry, const std::string& path) {
+    auto value = text(entry, path);
+    if (value && (value->size() != 34 || value->rfind("AC", 0) != 0 ||
+                  !is_hex(std::string_view{*value}.substr(2)))) {
+      error(entry.value_pos(), path,
+            "must be AC followed by 32 hex digits (the Account SID from the Twilio console)");
+      return std::nullopt;
+    }
+    return value;
   }
 
   void parse_vonage(const Map& map, core::Provider& provider) {
     require(map, "application_id");
-    if (const Entry* e = map.get("application_id")) {
-      if (auto value = text(*e, join(map.path, "application_id"))) {
-        if (!is_uuid(*value)) {
-          error(e->value_pos(), join(map.path, "application_id"),
-                "must be the Vonage application's UUID (8-4-4-4-12 hex digits)");
-        } else {
-          provider.application_id = std::move(*value);
-        }
-      }
-    }
+    read(map, "application_id", &Loader::application_id, provider.application_id);
     const Secret key = required_secret(map, "private_key", true);
     if (key.value) {
       if (!looks_like_pem_private_key(*key.value)) {
@@ -1186,54 +1220,22 @@ class Loader {
         provider.private_key_pem = *key.value;
       }
     }
-    if (const Secret s = required_secret(map, "api_key"); s.value) {
-      provider.api_key = *s.value;
-    }
-    if (const Secret s = required_secret(map, "api_secret"); s.value) {
-      provider.api_secret = *s.value;
-    }
-    if (const Secret s = secret(map, "signature_secret"); s.value) {
-      provider.signature_secret = *s.value;
-    }
+    store(required_secret(map, "api_key"), provider.api_key);
+    store(required_secret(map, "api_secret"), provider.api_secret);
+    store(secret(map, "signature_secret"), provider.signature_secret);
     parse_from_and_base_url(map, provider, "https://api.nexmo.com");
   }
 
   void parse_twilio(const Map& map, core::Provider& provider) {
     require(map, "account_sid");
-    if (const Entry* e = map.get("account_sid")) {
-      if (auto value = text(*e, join(map.path, "account_sid"))) {
-        if (value->size() != 34 || value->rfind("AC", 0) != 0 ||
-            !is_hex(std::string_view{*value}.substr(2))) {
-          error(e->value_pos(), join(map.path, "account_sid"),
-                "must be AC followed by 32 hex digits (the Account SID from the Twilio console)");
-        } else {
-          provider.account_sid = std::move(*value);
-        }
-      }
-    }
-    if (const Secret s = required_secret(map, "auth_token"); s.value) {
-      provider.auth_token = *s.value;
-    }
+    read(map, "account_sid", &Loader::account_sid, provider.account_sid);
+    store(required_secret(map, "auth_token"), provider.auth_token);
     parse_from_and_base_url(map, provider, "https://api.twilio.com");
   }
 
   void parse_console(const Map& map, core::Provider& provider) {
     provider.answer = core::ConsoleAnswer::never;
-    if (const Entry* e = map.get("answer")) {
-      if (const auto value = text(*e, join(map.path, "answer"))) {
-        const std::string v = lower(trim(*value));
-        if (v == "never") {
-          provider.answer = core::ConsoleAnswer::never;
-        } else if (v == "ack") {
-          provider.answer = core::ConsoleAnswer::ack;
-        } else if (v == "noack") {
-          provider.answer = core::ConsoleAnswer::noack;
-        } else {
-          error(e->value_pos(), join(map.path, "answer"),
-                "must be never, ack or noack, got " + in_quotes(*value));
-        }
-      }
-    }
+    read(map, "answer", &Loader::console_answer, provider.answer);
   }
 
   // ---- alarm settings --------------------------------------------------------------------
@@ -1249,14 +1251,36 @@ class Loader {
     ThresholdMarks marks;
     marks.node = map->pos;
     for (std::size_t i = 0; i < k_threshold_names.size(); ++i) {
-      if (const Entry* e = map->get(k_threshold_names[i])) {
-        if (const auto v = glucose(*e, join(path, k_threshold_names[i]))) {
-          threshold(overrides, i) = *v;
-          marks.field[i] = e->value_pos();
-        }
+      if (const Entry* e =
+              read(*map, k_threshold_names[i], &Loader::glucose, threshold(overrides, i))) {
+        marks.field[i] = e->value_pos();
       }
     }
     return std::make_pair(overrides, marks);
+  }
+
+  // A glucose difference in the config's units, as whole mg/dL.
+  std::optional<int> hysteresis(const Entry& entry, const std::string& path) {
+    const auto value = number(entry, path);
+    if (!value) {
+      return std::nullopt;
+    }
+    if (*value < 0) {
+      error(entry.value_pos(), path, "must be 0 or more");
+      return std::nullopt;
+    }
+    return core::to_mgdl(*value, m_units);
+  }
+
+  std::optional<Duration> predict_horizon(const Entry& entry, const std::string& path) {
+    const auto value = duration(entry, path);
+    if (value && (*value < k_min_predict_horizon || *value > k_max_predict_horizon)) {
+      error(entry.value_pos(), path,
+            "must be between 5m and 30m (AR2 forecasts six 5-minute steps), got " +
+                core::format_duration(*value));
+      return std::nullopt;
+    }
+    return value;
   }
 
   // Applies every settings key present in `map` over `settings`, recording where each came from.
@@ -1270,16 +1294,8 @@ class Loader {
         origins.thresholds = ThresholdMarks{e->value_pos(), {}};
       }
     }
-    if (const Entry* e = map.get("hysteresis")) {
-      const std::string path = join(level, "hysteresis");
-      if (const auto v = number(*e, path)) {
-        if (*v < 0) {
-          error(e->value_pos(), path, "must be 0 or more");
-        } else {
-          settings.hysteresis = core::to_mgdl(*v, m_units);
-          origins.hysteresis = e->value_pos();
-        }
-      }
+    if (const Entry* e = read(map, "hysteresis", &Loader::hysteresis, settings.hysteresis)) {
+      origins.hysteresis = e->value_pos();
     }
     if (const Entry* e = map.get("schedule")) {
       parse_schedule(*e, join(level, "schedule"), settings, origins);
@@ -1287,83 +1303,25 @@ class Loader {
     if (const Entry* e = map.get("stale")) {
       const std::string path = join(level, "stale");
       if (const auto stale = as_map(e->value, e->value_pos(), path, {"warn", "urgent"})) {
-        if (const Entry* w = stale->get("warn")) {
-          if (const auto v = positive_duration(*w, join(path, "warn"))) {
-            settings.stale.warn = *v;
-          }
-        }
-        if (const Entry* u = stale->get("urgent")) {
-          if (const auto v = positive_duration(*u, join(path, "urgent"))) {
-            settings.stale.urgent = *v;
-          }
-        }
+        read(*stale, "warn", &Loader::positive_duration, settings.stale.warn);
+        read(*stale, "urgent", &Loader::positive_duration, settings.stale.urgent);
         origins.stale = stale->pos;
       }
     }
-    if (const Entry* e = map.get("unreachable")) {
-      if (const auto v = positive_duration(*e, join(level, "unreachable"))) {
-        settings.unreachable = *v;
-      }
-    }
+    read(map, "unreachable", &Loader::positive_duration, settings.unreachable);
     if (const Entry* e = map.get("predict")) {
       const std::string path = join(level, "predict");
       if (const auto predict = as_map(e->value, e->value_pos(), path, {"enabled", "horizon"})) {
-        if (const Entry* en = predict->get("enabled")) {
-          if (const auto v = boolean(*en, join(path, "enabled"))) {
-            settings.predict.enabled = *v;
-          }
-        }
-        if (const Entry* h = predict->get("horizon")) {
-          if (const auto v = duration(*h, join(path, "horizon"))) {
-            if (*v < k_min_predict_horizon || *v > k_max_predict_horizon) {
-              error(h->value_pos(), join(path, "horizon"),
-                    "must be between 5m and 30m (AR2 forecasts six 5-minute steps), got " +
-                        core::format_duration(*v));
-            } else {
-              settings.predict.horizon = *v;
-            }
-          }
-        }
+        read(*predict, "enabled", &Loader::boolean, settings.predict.enabled);
+        read(*predict, "horizon", &Loader::predict_horizon, settings.predict.horizon);
       }
     }
-    if (const Entry* e = map.get("ack")) {
-      if (const auto value = text(*e, join(level, "ack"))) {
-        const std::string v = lower(trim(*value));
-        if (v == "keypress") {
-          settings.ack = core::AckMode::keypress;
-        } else if (v == "answer") {
-          settings.ack = core::AckMode::answer;
-        } else {
-          error(e->value_pos(), join(level, "ack"),
-                "must be keypress or answer, got " + in_quotes(*value));
-        }
-      }
-    }
-    if (const Entry* e = map.get("snooze")) {
-      if (const auto v = duration(*e, join(level, "snooze"))) {
-        settings.snooze = *v;
-      }
-    }
-    if (const Entry* e = map.get("min_call_gap")) {
-      if (const auto v = duration(*e, join(level, "min_call_gap"))) {
-        settings.min_call_gap = *v;
-      }
-    }
-    if (const Entry* e = map.get("max_calls_per_hour")) {
-      if (const auto v = positive_int(*e, join(level, "max_calls_per_hour"))) {
-        settings.max_calls_per_hour = *v;
-      }
-    }
-    if (const Entry* e = map.get("max_sms_per_hour")) {
-      if (const auto v = positive_int(*e, join(level, "max_sms_per_hour"))) {
-        settings.max_sms_per_hour = *v;
-      }
-    }
-    if (const Entry* e = map.get("notify_resolved")) {
-      if (const auto v = boolean(*e, join(level, "notify_resolved"))) {
-        settings.notify_resolved = *v;
-      }
-    }
+    read(map, "ack", &Loader::ack_mode, settings.ack);
+    read(map, "snooze", &Loader::duration, settings.snooze);
+    read(map, "min_call_gap", &Loader::duration, settings.min_call_gap);
+    read(map, "max_calls_per_hour", &Loader::positive_int, settings.max_calls_per_hour);
+    read(map, "max_sms_per_hour", &Loader::positive_int, settings.max_sms_per_hour);
+    read(map, "notify_resolved", &Loader::boolean, settings.notify_resolved);
     if (const Entry* e = map.get("escalation")) {
       parse_escalation(*e, join(level, "escalation"), settings.escalation, origins);
     }
@@ -1476,11 +1434,7 @@ class Loader {
         origins.warning_targets = std::move(targets);
       }
     }
-    if (const Entry* e = map->get("repeat")) {
-      if (const auto v = positive_duration(*e, join(path, "repeat"))) {
-        escalation.repeat = *v;
-      }
-    }
+    read(*map, "repeat", &Loader::positive_duration, escalation.repeat);
   }
 
   std::optional<std::vector<core::EscalationStep>> parse_chain(const Entry& entry,
@@ -1507,71 +1461,35 @@ class Loader {
       }
       core::EscalationStep step;
       require(*map, "after");
-      if (const Entry* e = map->get("after")) {
-        if (const auto v = duration(*e, join(step_path, "after"))) {
-          step.after = *v;
-          if (i == 0 && urgent && *v != Duration{0}) {
-            error(e->value_pos(), join(step_path, "after"),
-                  "the first urgent step must be after: 0s (an urgent alarm acts at once), got " +
-                      core::format_duration(*v));
-            ok = false;
-          }
-          if (previous && *v < *previous) {
-            error(e->value_pos(), join(step_path, "after"),
-                  "must not be earlier than the step before (" + core::format_duration(*previous) +
-                      "), got " + core::format_duration(*v));
-            ok = false;
-          }
-          previous = *v;
-        } else {
+      if (const Entry* e = read(*map, "after", &Loader::duration, step.after)) {
+        const std::string after = core::format_duration(step.after);
+        if (i == 0 && urgent && step.after != Duration{0}) {
+          error(e->value_pos(), join(step_path, "after"),
+                "the first urgent step must be after: 0s (an urgent alarm acts at once), got " +
+                    after);
           ok = false;
         }
+        if (previous && step.after < *previous) {
+          error(e->value_pos(), join(step_path, "after"),
+                "must not be earlier than the step before (" + core::format_duration(*previous) +
+                    "), got " + after);
+          ok = false;
+        }
+        previous = step.after;
       } else {
         ok = false;
       }
       for (const char* channel : {"call", "sms"}) {
-        const Entry* e = map->get(channel);
-        if (e == nullptr) {
-          continue;
-        }
-        const std::string list_path = join(step_path, channel);
-        auto& list = std::string_view{channel} == "call" ? step.call : step.sms;
-        if (e->value.IsScalar()) {
-          // `call: patient` is read as a one-element list.
-          if (auto value = nonempty_text(*e, list_path)) {
-            list.push_back(std::string{trim(*value)});
-            targets.push_back(TargetOrigin{list.back(), list_path, e->value_pos()});
-          } else {
-            ok = false;
-          }
-          continue;
-        }
-        const auto target_items = as_list(*e, list_path);
-        if (!target_items) {
-          ok = false;
-          continue;
-        }
-        for (std::size_t j = 0; j < target_items->size(); ++j) {
-          const Item& target = (*target_items)[j];
-          const std::string target_path = indexed(list_path, j);
-          auto value = text_of(target.node, target.pos, target_path);
-          if (!value || trim(*value).empty()) {
-            if (value) {
-              error(target.pos, target_path, "must not be empty");
-            }
-            ok = false;
-            continue;
-          }
-          list.push_back(std::string{trim(*value)});
-          targets.push_back(TargetOrigin{list.back(), target_path, target.pos});
+        if (const Entry* e = map->get(channel)) {
+          auto& list = std::string_view{channel} == "call" ? step.call : step.sms;
+          ok = parse_targets(*e, join(step_path, channel), list, targets) && ok;
         }
       }
-      if (step.call.empty() && step.sms.empty() && map->get("call") == nullptr &&
-          map->get("sms") == nullptr) {
-        error(map->pos, step_path, "does nothing: give call and/or sms targets");
-        ok = false;
-      } else if (step.call.empty() && step.sms.empty()) {
-        error(map->pos, step_path, "does nothing: its call and sms lists are empty");
+      if (step.call.empty() && step.sms.empty()) {
+        const bool listed = map->get("call") != nullptr || map->get("sms") != nullptr;
+        error(map->pos, step_path,
+              listed ? "does nothing: its call and sms lists are empty"
+                     : "does nothing: give call and/or sms targets");
         ok = false;
       }
       steps.push_back(std::move(step));
@@ -1580,6 +1498,42 @@ class Loader {
       return std::nullopt;
     }
     return steps;
+  }
+
+  // Appends the targets of one `call` or `sms` entry to `list`, and where each was to `targets`.
+  // Returns false when any target was invalid (already reported).
+  bool parse_targets(const Entry& entry, const std::string& path, std::vector<std::string>& list,
+                     std::vector<TargetOrigin>& targets) {
+    if (entry.value.IsScalar()) {
+      // `call: patient` is read as a one-element list.
+      const auto value = nonempty_text(entry, path);
+      if (!value) {
+        return false;
+      }
+      list.push_back(std::string{trim(*value)});
+      targets.push_back(TargetOrigin{list.back(), path, entry.value_pos()});
+      return true;
+    }
+    const auto items = as_list(entry, path);
+    if (!items) {
+      return false;
+    }
+    bool ok = true;
+    for (std::size_t i = 0; i < items->size(); ++i) {
+      const Item& target = (*items)[i];
+      const std::string target_path = indexed(path, i);
+      const auto value = text_of(target.node, target.pos, target_path);
+      if (!value || trim(*value).empty()) {
+        if (value) {
+          error(target.pos, target_path, "must not be empty");
+        }
+        ok = false;
+        continue;
+      }
+      list.push_back(std::string{trim(*value)});
+      targets.push_back(TargetOrigin{list.back(), target_path, target.pos});
+    }
+    return ok;
   }
 
   // ---- cross-field checks ----------------------------------------------------------------
@@ -1617,17 +1571,7 @@ class Loader {
       if (!base || !o.thresholds) {
         continue;
       }
-      const auto& marks = o.thresholds->field;
-      const std::string path = join(o.level, "thresholds");
-      if (marks[i]) {
-        error(*marks[i], join(path, k_threshold_names[i]),
-              "must be below " + std::string{k_threshold_names[i + 1]} + " (" + display(hi) +
-                  "), got " + display(lo, false));
-      } else if (marks[i + 1]) {
-        error(*marks[i + 1], join(path, k_threshold_names[i + 1]),
-              "must be above " + std::string{k_threshold_names[i]} + " (" + display(lo) +
-                  "), got " + display(hi, false));
-      }
+      report_order(*o.thresholds, join(o.level, "thresholds"), i, lo, hi, "");
     }
     if (!base_ok) {
       return;
@@ -1638,14 +1582,37 @@ class Loader {
               "must be smaller than the gap between low (" + display(t.low) + ") and high (" +
                   display(t.high) + "), got " + display(s.hysteresis));
       } else if (o.thresholds) {
-        error(o.thresholds->node, join(o.level, "thresholds"),
-              "the gap between low (" + display(t.low) + ") and high (" + display(t.high) +
-                  ") must be larger than hysteresis (" + display(s.hysteresis) + ")");
+        error(o.thresholds->node, join(o.level, "thresholds"), gap_too_small(s, t));
       }
     }
     if (schedule) {
       check_schedule(s, o, hysteresis);
     }
+  }
+
+  // Reports that threshold `i` (`lo`) is not below threshold `i + 1` (`hi`), at the first of the
+  // two that `marks` says was set; `context` follows the bound in the message. Returns false
+  // (reporting nothing) when neither was set.
+  bool report_order(const ThresholdMarks& marks, const std::string& path, std::size_t i, int lo,
+                    int hi, const std::string& context) {
+    if (marks.field[i]) {
+      error(*marks.field[i], join(path, k_threshold_names[i]),
+            "must be below " + std::string{k_threshold_names[i + 1]} + " (" + display(hi) + ")" +
+                context + ", got " + display(lo, false));
+      return true;
+    }
+    if (marks.field[i + 1]) {
+      error(*marks.field[i + 1], join(path, k_threshold_names[i + 1]),
+            "must be above " + std::string{k_threshold_names[i]} + " (" + display(lo) + ")" +
+                context + ", got " + display(hi, false));
+      return true;
+    }
+    return false;
+  }
+
+  std::string gap_too_small(const core::AlarmSettings& s, const core::Thresholds& t) const {
+    return "the gap between low (" + display(t.low) + ") and high (" + display(t.high) +
+           ") must be larger than hysteresis (" + display(s.hysteresis) + ")";
   }
 
   void check_schedule(const core::AlarmSettings& s, const Origins& o, bool hysteresis) {
@@ -1690,17 +1657,8 @@ class Loader {
         // Blame the last entry in force that sets either value.
         for (auto it = active.rbegin(); it != active.rend(); ++it) {
           const ScheduleOrigin& origin = o.schedule[*it];
-          const std::string path = join(origin.path, "thresholds");
-          if (origin.marks.field[i]) {
-            error(*origin.marks.field[i], join(path, k_threshold_names[i]),
-                  "must be below " + std::string{k_threshold_names[i + 1]} + " (" + display(hi) +
-                      ")" + suffix + overlap + ", got " + display(lo, false));
-            break;
-          }
-          if (origin.marks.field[i + 1]) {
-            error(*origin.marks.field[i + 1], join(path, k_threshold_names[i + 1]),
-                  "must be above " + std::string{k_threshold_names[i]} + " (" + display(lo) + ")" +
-                      suffix + overlap + ", got " + display(hi, false));
+          if (report_order(origin.marks, join(origin.path, "thresholds"), i, lo, hi,
+                           suffix + overlap)) {
             break;
           }
         }
@@ -1709,10 +1667,7 @@ class Loader {
         for (auto it = active.rbegin(); it != active.rend(); ++it) {
           const ScheduleOrigin& origin = o.schedule[*it];
           if (origin.marks.field[1] || origin.marks.field[2]) {
-            error(origin.pos, origin.path,
-                  "the gap between low (" + display(t.low) + ") and high (" + display(t.high) +
-                      ") must be larger than hysteresis (" + display(s.hysteresis) + ")" + suffix +
-                      overlap);
+            error(origin.pos, origin.path, gap_too_small(s, t) + suffix + overlap);
             break;
           }
         }
@@ -1737,72 +1692,77 @@ class Loader {
     std::map<std::string, std::string> names;  // name -> path of the first patient with it
     for (std::size_t i = 0; i < items->size(); ++i) {
       const Item& item = (*items)[i];
-      const std::string path = indexed("patients", i);
-      const auto map = as_map(item.node, item.pos, path, keys);
-      if (!map) {
-        continue;
+      if (const auto map = as_map(item.node, item.pos, indexed("patients", i), keys)) {
+        patients.push_back(parse_patient(*map, defaults, default_origins, names));
       }
-      core::Patient patient;
-      require(*map, "name");
-      require(*map, "phone");
-      require(*map, "nightscout");
-      if (const Entry* e = map->get("name")) {
-        if (auto value = nonempty_text(*e, join(path, "name"))) {
-          patient.name = std::string{trim(*value)};
-          if (const auto [it, inserted] = names.emplace(patient.name, path); !inserted) {
-            error(
-                e->value_pos(), join(path, "name"),
-                "duplicate patient name " + in_quotes(patient.name) + " (also " + it->second + ")");
-          }
-        }
-      }
-      if (const Entry* e = map->get("timezone")) {
-        if (auto value = text(*e, join(path, "timezone"))) {
-          const std::string zone{trim(*value)};
-          if (!zone.empty() && !(m_env.is_timezone && m_env.is_timezone(zone))) {
-            error(e->value_pos(), join(path, "timezone"),
-                  "unknown timezone " + in_quotes(zone) +
-                      " (an IANA name such as Europe/Paris or America/New_York)");
-          } else {
-            patient.timezone = zone;
-          }
-        }
-      }
-      if (const Entry* e = map->get("phone")) {
-        if (auto value = phone(*e, join(path, "phone"))) {
-          patient.phone = std::move(*value);
-        }
-      }
-      if (const Entry* e = map->get("nightscout")) {
-        parse_nightscout(*e, join(path, "nightscout"), patient.nightscout);
-      }
-      bool contacts_ok = true;
-      if (const Entry* e = map->get("contacts")) {
-        const std::size_t before = m_problems.size();
-        parse_contacts(*e, join(path, "contacts"), patient.contacts);
-        contacts_ok = m_problems.size() == before;
-      }
-
-      patient.settings = defaults;
-      Origins origins = default_origins;
-      origins.level = path;
-      origins.who = patient.name;
-      origins.pos = map->pos;
-      origins.thresholds.reset();
-      origins.hysteresis.reset();
-      origins.stale.reset();
-      origins.schedule_here = false;
-      parse_settings(*map, patient.settings, origins);
-      const bool own_thresholds = origins.thresholds.has_value();
-      const bool own_hysteresis = origins.hysteresis.has_value();
-      check_settings(patient.settings, origins, own_thresholds, own_thresholds || own_hysteresis,
-                     own_thresholds || own_hysteresis || origins.schedule_here);
-      if (contacts_ok) {
-        // With broken contacts, every named target would be reported again as unknown.
-        check_targets(patient, origins);
-      }
-      patients.push_back(std::move(patient));
     }
+  }
+
+  // One patient: their own keys, then the settings they override over `defaults`.
+  core::Patient parse_patient(const Map& map, const core::AlarmSettings& defaults,
+                              const Origins& default_origins,
+                              std::map<std::string, std::string>& names) {
+    const std::string& path = map.path;
+    core::Patient patient;
+    require(map, "name");
+    require(map, "phone");
+    require(map, "nightscout");
+    if (const Entry* e = map.get("name")) {
+      if (auto value = nonempty_text(*e, join(path, "name"))) {
+        patient.name = std::string{trim(*value)};
+        if (const auto [it, inserted] = names.emplace(patient.name, path); !inserted) {
+          error(e->value_pos(), join(path, "name"),
+                "duplicate patient name " + in_quotes(patient.name) + " (also " + it->second + ")");
+        }
+      }
+    }
+    read(map, "timezone", &Loader::timezone, patient.timezone);
+    read(map, "phone", &Loader::phone, patient.phone);
+    if (const Entry* e = map.get("nightscout")) {
+      parse_nightscout(*e, join(path, "nightscout"), patient.nightscout);
+    }
+    bool contacts_ok = true;
+    if (const Entry* e = map.get("contacts")) {
+      const std::size_t before = m_problems.size();
+      parse_contacts(*e, join(path, "contacts"), patient.contacts);
+      contacts_ok = m_problems.size() == before;
+    }
+
+    patient.settings = defaults;
+    Origins origins = default_origins;
+    origins.level = path;
+    origins.who = patient.name;
+    origins.pos = map.pos;
+    origins.thresholds.reset();
+    origins.hysteresis.reset();
+    origins.stale.reset();
+    origins.schedule_here = false;
+    parse_settings(map, patient.settings, origins);
+    const bool own_thresholds = origins.thresholds.has_value();
+    const bool own_hysteresis = origins.hysteresis.has_value();
+    check_settings(patient.settings, origins, own_thresholds, own_thresholds || own_hysteresis,
+                   own_thresholds || own_hysteresis || origins.schedule_here);
+    if (contacts_ok) {
+      // With broken contacts, every named target would be reported again as unknown.
+      check_targets(patient, origins);
+    }
+    return patient;
+  }
+
+  // An IANA timezone name known to the environment; empty means the host's zone.
+  std::optional<std::string> timezone(const Entry& entry, const std::string& path) {
+    const auto value = text(entry, path);
+    if (!value) {
+      return std::nullopt;
+    }
+    std::string zone{trim(*value)};
+    if (!zone.empty() && !(m_env.is_timezone && m_env.is_timezone(zone))) {
+      error(entry.value_pos(), path,
+            "unknown timezone " + in_quotes(zone) +
+                " (an IANA name such as Europe/Paris or America/New_York)");
+      return std::nullopt;
+    }
+    return zone;
   }
 
   void parse_nightscout(const Entry& entry, const std::string& path, core::NightscoutSite& site) {
@@ -1828,16 +1788,11 @@ class Loader {
     const Secret token = secret(*map, "token");
     const Secret api_secret = secret(*map, "api_secret");
     if (token.given && api_secret.given) {
-      error(std::tie(token.pos.line, token.pos.column) >
-                    std::tie(api_secret.pos.line, api_secret.pos.column)
-                ? token.pos
-                : api_secret.pos,
-            path, "give either a token or an api_secret, not both");
+      error(is_after(token.pos, api_secret.pos) ? token.pos : api_secret.pos, path,
+            "give either a token or an api_secret, not both");
       return;
     }
-    if (token.value) {
-      site.token = *token.value;
-    }
+    store(token, site.token);
     if (api_secret.value) {
       if (api_secret.value->size() < k_min_api_secret_length) {
         error(api_secret.pos, join(path, map->get("api_secret") ? "api_secret" : "api_secret_file"),
@@ -1880,11 +1835,7 @@ class Loader {
           }
         }
       }
-      if (const Entry* e = map->get("phone")) {
-        if (auto value = phone(*e, join(contact_path, "phone"))) {
-          contact.phone = std::move(*value);
-        }
-      }
+      read(*map, "phone", &Loader::phone, contact.phone);
       contacts.push_back(std::move(contact));
     }
   }
