@@ -597,7 +597,7 @@ TEST_CASE("If-Modified-Since at or after the newest entry gives 304 with Nightsc
 
 // ---- knobs --------------------------------------------------------------------------------
 
-TEST_CASE("--fault 500 answers API requests with Nightscout's 500", "[integration][replay]") {
+TEST_CASE("replay --fault 500 answers API requests with Nightscout's 500", "[integration][replay]") {
   // Given a replay with --fault 500
   Replay replay({"--fault", "500"});
   for (const std::string& path : {k_sgv_path, std::string{"/api/v1/status.json"}}) {
@@ -612,7 +612,7 @@ TEST_CASE("--fault 500 answers API requests with Nightscout's 500", "[integratio
   }
 }
 
-TEST_CASE("--fault html answers API requests with 200 and an HTML page", "[integration][replay]") {
+TEST_CASE("replay --fault html answers API requests with 200 and an HTML page", "[integration][replay]") {
   // Given a replay with --fault html (a proxy or login page in front of the site)
   Replay replay({"--fault", "html"});
   // When entries are asked for
@@ -624,7 +624,7 @@ TEST_CASE("--fault html answers API requests with 200 and an HTML page", "[integ
   CHECK(json::parse(result->body, nullptr, false).is_discarded());
 }
 
-TEST_CASE("--fault truncated cuts the JSON body in half", "[integration][replay]") {
+TEST_CASE("replay --fault truncated cuts the JSON body in half", "[integration][replay]") {
   // Given a replay with --fault truncated and one without, frozen at the same moment
   Replay truncated({"--fault", "truncated"});
   Replay whole;
@@ -639,7 +639,7 @@ TEST_CASE("--fault truncated cuts the JSON body in half", "[integration][replay]
   CHECK(json::parse(cut->body, nullptr, false).is_discarded());
 }
 
-TEST_CASE("--fault 401 answers 401 even to valid credentials, and faults come after auth",
+TEST_CASE("replay --fault 401 answers 401 even to valid credentials, and faults come after auth",
           "[integration][replay]") {
   // Given an open replay with --fault 401, and one with --fault 500 locked with a secret
   Replay unauthorized({"--fault", "401"});
@@ -654,7 +654,7 @@ TEST_CASE("--fault 401 answers 401 even to valid credentials, and faults come af
   CHECK(failing.get(k_sgv_path, {{"api-secret", k_secret_sha1}})->status == 500);
 }
 
-TEST_CASE("--sgv-as-string sends sgv as a numeric string", "[integration][replay]") {
+TEST_CASE("replay --sgv-as-string sends sgv as a numeric string", "[integration][replay]") {
   // Given a replay with --sgv-as-string (Nightscout's own fixture has "sgv": "5")
   const auto trace = read_trace(k_demo_trace);
   const std::size_t newest = newest_at(trace, trace.front().date + k_hour_ms);
