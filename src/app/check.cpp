@@ -149,12 +149,16 @@ std::string pad(const std::string& text, std::size_t width) {
 
 }  // namespace
 
+CheckStatus overall_status(const std::vector<PatientReport>& reports) {
+  CheckStatus overall = CheckStatus::ok;
+  for (const auto& report : reports) overall = worse(overall, report.status);
+  return overall;
+}
+
 nlohmann::json render_json(const std::vector<PatientReport>& reports, core::GlucoseUnit unit,
                            core::TimePoint now) {
-  CheckStatus overall = CheckStatus::ok;
   auto patients = nlohmann::json::array();
   for (const auto& report : reports) {
-    overall = worse(overall, report.status);
     const auto& a = report.assessment;
     auto would = nlohmann::json::array();
     for (const auto& action : report.would) {
@@ -200,7 +204,7 @@ nlohmann::json render_json(const std::vector<PatientReport>& reports, core::Gluc
     };
     patients.push_back(std::move(entry));
   }
-  return {{"status", to_string(overall)},
+  return {{"status", to_string(overall_status(reports))},
           {"checked_at", now.time_since_epoch().count()},
           {"patients", patients}};
 }
@@ -209,17 +213,15 @@ std::string render_text(const std::vector<PatientReport>& reports, core::Glucose
   const std::vector<std::string> header = {"PATIENT", "GLUCOSE", "TREND", "DELTA",
                                            "AGE",     "ALARM",   "WOULD"};
   std::vector<std::vector<std::string>> rows;
-  CheckStatus overall = CheckStatus::ok;
   for (const auto& report : reports) {
-    overall = worse(overall, report.status);
     const auto& a = report.assessment;
     std::string glucose = "-";
     std::string trend = "-";
     if (a.latest) {
+      // The sensor's limits read as the sensor shows them, without a unit.
       glucose = a.latest->sgv == core::k_sgv_low_code    ? "LOW"
                 : a.latest->sgv == core::k_sgv_high_code ? "HIGH"
-                                                         : core::format_glucose(a.latest->sgv, unit);
-      glucose += std::string(" ") + core::to_string(unit);
+                : core::format_glucose(a.latest->sgv, unit) + " " + core::to_string(unit);
       trend = core::direction_arrow(a.latest->direction);
     }
     const std::string delta = a.delta ? core::format_delta(*a.delta, unit) : "-";
@@ -260,7 +262,7 @@ std::string render_text(const std::vector<PatientReport>& reports, core::Glucose
     if (!report.message.empty()) out << report.message << "\n";
     if (report.error) out << report.name << ": cannot evaluate: " << *report.error << "\n";
   }
-  std::string status = to_string(overall);
+  std::string status = to_string(overall_status(reports));
   std::transform(status.begin(), status.end(), status.begin(),
                  [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
   out << "\nstatus: " << status << "\n";
@@ -268,15 +270,6 @@ std::string render_text(const std::vector<PatientReport>& reports, core::Glucose
 }
 
 namespace {
-
-// Known Nightscout direction names (lib/plugins/direction.js).
-bool is_direction_name(const std::string& name) {
-  static const char* const k_names[] = {"NONE",          "TripleUp",         "DoubleUp",
-                                        "SingleUp",      "FortyFiveUp",      "Flat",
-                                        "FortyFiveDown", "SingleDown",       "DoubleDown",
-                                        "TripleDown",    "NOT COMPUTABLE",   "RATE OUT OF RANGE"};
-  return std::find(std::begin(k_names), std::end(k_names), name) != std::end(k_names);
-}
 
 int fail_unknown(const CheckOptions& options, std::ostream& out, std::ostream& err,
                  const std::string& message) {
@@ -326,7 +319,7 @@ int run_check(const CheckOptions& options, std::ostream& out, std::ostream& err)
   if (!options.sgv && !options.direction.empty()) {
     return fail_unknown(options, out, err, "--direction needs --sgv");
   }
-  if (!options.direction.empty() && !is_direction_name(options.direction)) {
+  if (!options.direction.empty() && !core::is_direction_name(options.direction)) {
     return fail_unknown(options, out, err,
                         "--direction must be a Nightscout direction (DoubleUp, SingleUp, "
                         "FortyFiveUp, Flat, FortyFiveDown, SingleDown, DoubleDown, NONE, ...), "
@@ -391,8 +384,6 @@ int run_check(const CheckOptions& options, std::ostream& out, std::ostream& err)
     reports.push_back(make_report(patient, assessment, config.units, since_local));
   }
 
-  CheckStatus overall = CheckStatus::ok;
-  for (const auto& report : reports) overall = worse(overall, report.status);
   if (options.format == "json") {
     out << render_json(reports, config.units, now).dump(2) << "\n";
   } else {
@@ -403,7 +394,7 @@ int run_check(const CheckOptions& options, std::ostream& out, std::ostream& err)
     }
     out << render_text(reports, config.units);
   }
-  return exit_code(overall);
+  return exit_code(overall_status(reports));
 }
 
 }  // namespace scout::app

@@ -35,32 +35,46 @@ std::string describe_status_code(int sgv) {
   }
 }
 
-const char* direction_arrow(const std::string& direction) {
-  // nightscout/cgm-remote-monitor:lib/plugins/direction.js dir2Char; unknown -> '-'.
-  struct NameArrow {
-    std::string_view name;
-    const char* arrow;
-  };
-  static constexpr NameArrow k_arrows[] = {
-      {"NONE", "⇼"},
-      {"TripleUp", "⤊"},
-      {"DoubleUp", "⇈"},
-      {"SingleUp", "↑"},
-      {"FortyFiveUp", "↗"},
-      {"Flat", "→"},
-      {"FortyFiveDown", "↘"},
-      {"SingleDown", "↓"},
-      {"DoubleDown", "⇊"},
-      {"TripleDown", "⤋"},
-      {"NOT COMPUTABLE", "-"},
-      {"RATE OUT OF RANGE", "⇕"},
-  };
-  for (const auto& entry : k_arrows) {
+namespace {
+
+// nightscout/cgm-remote-monitor:lib/plugins/direction.js dir2Char.
+struct NameArrow {
+  std::string_view name;
+  const char* arrow;
+};
+constexpr NameArrow k_directions[] = {
+    {"NONE", "⇼"},
+    {"TripleUp", "⤊"},
+    {"DoubleUp", "⇈"},
+    {"SingleUp", "↑"},
+    {"FortyFiveUp", "↗"},
+    {"Flat", "→"},
+    {"FortyFiveDown", "↘"},
+    {"SingleDown", "↓"},
+    {"DoubleDown", "⇊"},
+    {"TripleDown", "⤋"},
+    {"NOT COMPUTABLE", "-"},
+    {"RATE OUT OF RANGE", "⇕"},
+};
+
+const NameArrow* find_direction(const std::string& direction) {
+  for (const auto& entry : k_directions) {
     if (entry.name == direction) {
-      return entry.arrow;
+      return &entry;
     }
   }
-  return "-";
+  return nullptr;
+}
+
+}  // namespace
+
+const char* direction_arrow(const std::string& direction) {
+  const NameArrow* found = find_direction(direction);
+  return found ? found->arrow : "-";  // unknown -> '-', as dir2Char does
+}
+
+bool is_direction_name(const std::string& direction) {
+  return find_direction(direction) != nullptr;
 }
 
 }  // namespace scout::core

@@ -132,3 +132,27 @@ TEST_CASE("the human table shows glucose in the configured unit and masks phone 
   CHECK(text.find("+33612345678") == std::string::npos);
   CHECK(text.find("status: CRITICAL") != std::string::npos);
 }
+
+TEST_CASE("the overall status is the worst patient's, ok when there is no patient",
+          "[app][check]") {
+  const auto patient = alice();
+  auto low = reading(65, "Flat", 0, std::chrono::seconds{30});
+  low.glucose = core::Alarm{core::AlarmKind::low, core::Severity::warning};
+  core::Assessment failed;
+  failed.poll_error = core::Error{core::ErrorKind::timeout, "timed out"};
+  const auto warning = app::make_report(patient, low, core::GlucoseUnit::mg_dl, "");
+  const auto unknown = app::make_report(patient, failed, core::GlucoseUnit::mg_dl, "");
+  CHECK(app::overall_status({}) == CheckStatus::ok);
+  CHECK(app::overall_status({warning}) == CheckStatus::warning);
+  CHECK(app::overall_status({warning, unknown}) == CheckStatus::unknown);
+  CHECK(app::overall_status({unknown, warning}) == CheckStatus::unknown);
+}
+
+TEST_CASE("the human table shows the sensor's LOW without a unit", "[app][check]") {
+  auto a = reading(39, "Flat", std::nullopt, std::chrono::seconds{30});
+  a.glucose = core::Alarm{core::AlarmKind::urgent_low, core::Severity::urgent};
+  const auto text = app::render_text(
+      {app::make_report(alice(), a, core::GlucoseUnit::mg_dl, "")}, core::GlucoseUnit::mg_dl);
+  CHECK(text.find("Alice    LOW  ") != std::string::npos);
+  CHECK(text.find("LOW mg/dL") == std::string::npos);
+}

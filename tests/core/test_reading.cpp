@@ -90,3 +90,13 @@ TEST_CASE("unknown, empty and wrongly cased trend names show as '-'", "[core][re
   CHECK(std::string(direction_arrow("Sideways")) == "-");
   CHECK(std::string(direction_arrow("flat")) == "-");
 }
+
+TEST_CASE("direction names are the ones Nightscout's direction.js knows, case-sensitive",
+          "[core][reading]") {
+  CHECK(scout::core::is_direction_name("SingleDown"));
+  CHECK(scout::core::is_direction_name("NOT COMPUTABLE"));
+  CHECK(scout::core::is_direction_name("RATE OUT OF RANGE"));
+  CHECK_FALSE(scout::core::is_direction_name("singledown"));
+  CHECK_FALSE(scout::core::is_direction_name("Sideways"));
+  CHECK_FALSE(scout::core::is_direction_name(""));
+}

@@ -51,6 +51,9 @@ struct PatientReport {
 PatientReport make_report(const core::Patient& patient, const core::Assessment& assessment,
                           core::GlucoseUnit unit, const std::string& since_local);
 
+// The worst status of all reports (ok when there are none).
+CheckStatus overall_status(const std::vector<PatientReport>& reports);
+
 // The SPEC §1 JSON document (plus fields: unit, glucose (display string), arrow, severity,
 // message, thresholds in mg/dL, forecast, checked_at).
 nlohmann::json render_json(const std::vector<PatientReport>& reports, core::GlucoseUnit unit,

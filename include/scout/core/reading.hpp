@@ -41,4 +41,8 @@ std::string describe_status_code(int sgv);
 // "-" for anything else (also ""). Names are case-sensitive, as in Nightscout.
 const char* direction_arrow(const std::string& direction);
 
+// True when `direction` is one of the names direction.js knows (NONE, TripleUp .. TripleDown,
+// "NOT COMPUTABLE", "RATE OUT OF RANGE"); case-sensitive, as Nightscout compares them.
+bool is_direction_name(const std::string& direction);
+
 }  // namespace scout::core
