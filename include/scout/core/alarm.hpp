@@ -1,0 +1,313 @@
+#pragma once
+// The alarm state machine (SPEC §4) as a pure function (state, event, now) -> (state, actions).
+// No clock, no I/O: the caller (app/engine) feeds events, carries out the actions, saves the
+// state (adapters/state_store) and feeds the outcome of each action back as another event.
+//
+// Times are TimePoint (ms since the epoch, UTC); durations come from AlarmSettings.
+// Glucose values are mg/dL. Phone numbers are E.164 with '+'.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "scout/core/config.hpp"
+#include "scout/core/evaluate.hpp"
+
+namespace scout::core {
+
+// ----------------------------------------------------------------------------------------------
+// State
+
+// What is known about one call (SPEC §4.1-4.2). Values from Vonage's event `status` and Twilio's
+// `CallStatus`/`AnsweredBy`, mapped by the listener and providers (protocols.md §2.5, §4.2-4.3).
+enum class CallProgress {
+  placing,    // PlaceCall emitted, the provider has not confirmed it yet
+  ringing,    // the provider accepted it (started, queued, initiated, ringing)
+  answered,   // answered; human or machine not known (yet)
+  human,      // answered by a person (answering-machine detection)
+  machine,    // answered by a machine (voicemail, fax): final, not an acknowledgement
+  completed,  // ended after being answered
+  unanswered, // final: nobody answered (Vonage unanswered, Twilio no-answer)
+  busy,       // final
+  timeout,    // final: rang out (Vonage timeout) or no outcome within k_call_outcome_timeout
+  rejected,   // final
+  failed,     // final: the provider failed the call, or scout could not place it at all
+  cancelled,  // final
+};
+const char* to_string(CallProgress progress);
+// Parses to_string's names; nullopt for anything else.
+std::optional<CallProgress> call_progress_from_string(std::string_view name);
+// True for machine, completed and the six "ended without answer" values.
+bool is_final(CallProgress progress);
+
+// A call that has reached no final progress this long after it was placed is taken as ended
+// (timeout, no acknowledgement), so a lost webhook never stops the escalation.
+inline constexpr Duration k_call_outcome_timeout = std::chrono::minutes{10};
+
+struct CallRecord {
+  std::string key;       // scout's id for the call ("c17"), unique for the life of the state
+  std::string call_id;   // the provider's id (Vonage uuid, Twilio CA…, console-…); "" until placed
+  std::string provider;  // "vonage" | "twilio" | "console"; "" until placed
+  std::string to;        // E.164
+  std::string to_label;  // "patient" or the contact's name
+  int run = 0;           // the chain run that placed it (ActiveAlarm::run)
+  int step = 0;          // the step index within that run
+  TimePoint placed_at{};
+  CallProgress progress = CallProgress::placing;
+  bool answered = false;      // answered / human seen at some point
+  bool acknowledged = false;  // this call acknowledged the alarm (keypress 1, or human with ack: answer)
+  bool escalated = false;     // keypress 2 was handled for this call (it acts once per call)
+  std::optional<TimePoint> ended_at;
+  bool operator==(const CallRecord&) const = default;
+};
+
+// One active alarm of a patient (a glucose alarm or a data alarm).
+struct ActiveAlarm {
+  std::string id;       // "a12", unique for the life of the state
+  Alarm alarm;          // the kind and severity that hold now (for messages)
+  Alarm peak;           // the most severe kind seen in this episode; picks the chain
+  TimePoint raised_at{};
+  std::string message;  // core::alarm_message of the latest assessment that raised/held it
+
+  // Escalation (SPEC §4.1, §4.3).
+  int run = 0;                 // 0 for the first pass of the chain, +1 per repeat / snooze restart
+  TimePoint chain_start{};     // when the current run began
+  int next_step = 0;           // index of the next step of the current run to carry out
+  std::optional<TimePoint> last_step_at;  // when the most recent step of this run was carried out
+
+  // Acknowledgement and snooze (SPEC §4.2, §4.3).
+  std::optional<TimePoint> snoozed_until;
+  std::string acknowledged_by;  // label of who acknowledged ("patient", a contact name); "" if not
+
+  std::vector<std::string> notified;  // E.164 numbers called or texted for this alarm, first-come
+  std::vector<CallRecord> calls;      // every call placed for this alarm
+  bool operator==(const ActiveAlarm&) const = default;
+};
+
+struct PatientState {
+  std::optional<ActiveAlarm> glucose;  // urgent_low, urgent_low_soon, low, urgent_high, high
+  std::optional<ActiveAlarm> data;     // stale, unreachable, sensor_error
+  // Start of the current streak of failed polls (set on the first failed poll, cleared by a
+  // successful one). The caller passes it to evaluate() as PollOutcome::failing_since.
+  std::optional<TimePoint> failing_since;
+  bool operator==(const PatientState&) const = default;
+};
+
+// Calls and SMS sent to one number in the last hour, oldest first, across all patients and
+// alarms (SPEC §4.6: min_call_gap, max_calls_per_hour, max_sms_per_hour hold per number).
+struct NumberUsage {
+  std::vector<TimePoint> calls;
+  std::vector<TimePoint> sms;
+  bool operator==(const NumberUsage&) const = default;
+};
+
+struct State {
+  std::map<std::string, PatientState> patients;  // by patient name
+  std::map<std::string, NumberUsage> numbers;    // by E.164 number
+  std::uint64_t next_id = 1;  // source of alarm ids ("a<n>"), call keys ("c<n>"), sms keys ("s<n>")
+  // Per-install secret for webhook URLs when Vonage has no signature_secret (SPEC §5). Created
+  // by the app, not by the machine; kept here so it survives restarts.
+  std::string webhook_token;
+  bool operator==(const State&) const = default;
+};
+
+// ----------------------------------------------------------------------------------------------
+// Events
+
+// The outcome of one poll and evaluation of a patient. `glucose_message` / `data_message` are
+// core::alarm_message for assessment.glucose / assessment.data ("" when that alarm is unset),
+// rendered by the caller (it knows the patient's local time).
+struct PatientAssessed {
+  std::string patient;
+  Assessment assessment;
+  std::string glucose_message;
+  std::string data_message;
+};
+
+// A PlaceCall was accepted by `provider`, which named the call `call_id`.
+struct CallPlaced {
+  std::string call_key;
+  std::string provider;
+  std::string call_id;
+};
+
+// A PlaceCall could not be placed by any provider. The call counts as ended (failed).
+struct CallNotPlaced {
+  std::string call_key;
+  std::string error;  // redacted, for the journal
+};
+
+// Progress of a call, from a webhook or from polling the provider. The call is found by
+// `call_key` when set (scout puts it in the webhook URLs), else by `call_id`.
+struct CallUpdate {
+  std::string call_key;
+  std::string call_id;
+  CallProgress progress = CallProgress::ringing;
+  std::string detail;  // provider detail for the journal ("busy", "no-answer", sip code ...)
+};
+
+// Digits entered during a call (Vonage input / Twilio Gather). "" = no key pressed (timed out).
+struct Keypress {
+  std::string call_key;
+  std::string call_id;
+  std::string digits;
+};
+
+// The result of a SendSms (journal only; SMS have no further effect on the chain).
+struct SmsResult {
+  std::string sms_key;
+  std::string patient;   // from the SendSms, for the journal
+  std::string alarm_id;  // from the SendSms, for the journal
+  std::string to;        // E.164, from the SendSms (journaled masked)
+  bool sent = false;
+  std::string provider;  // the provider that sent it, when sent
+  std::string error;     // redacted, when not sent
+};
+
+// Time passed. Every event also advances time-based rules; Tick does only that.
+struct Tick {};
+
+using Event = std::variant<PatientAssessed, CallPlaced, CallNotPlaced, CallUpdate, Keypress,
+                           SmsResult, Tick>;
+
+// ----------------------------------------------------------------------------------------------
+// Actions
+
+// Place a call. `text` is the alarm sentence; the provider speaks it twice (SPEC §4.2) and, when
+// `gather` is true, asks "press 1 to acknowledge, press 2 to alert the contacts now" and collects
+// one digit. `gather` is false when the patient's ack mode is `answer`.
+struct PlaceCall {
+  std::string call_key;
+  std::string patient;
+  std::string alarm_id;
+  std::string to;        // E.164
+  std::string to_label;  // "patient" or a contact name
+  std::string text;
+  bool gather = true;
+  bool operator==(const PlaceCall&) const = default;
+};
+
+struct SendSms {
+  std::string sms_key;
+  std::string patient;
+  std::string alarm_id;
+  std::string to;        // E.164
+  std::string to_label;  // "patient" or a contact name
+  std::string text;      // never carries a URL or token
+  bool operator==(const SendSms&) const = default;
+};
+
+// One journal line (SPEC §6). `type` is one of:
+//   alarm_raised, alarm_replaced, alarm_updated (kind changed within the episode),
+//   alarm_resolved, step (a chain step ran), chain_restarted (repeat or snooze end),
+//   snooze_ended, call (PlaceCall emitted), call_placed, call_not_placed, call_outcome,
+//   call_held_back (min_call_gap / max_calls_per_hour: sent as SMS instead), sms,
+//   sms_sent, sms_failed, sms_suppressed (max_sms_per_hour), acknowledged, keypress,
+//   unknown_call, patient_removed.
+// `fields` are extra key/values in order (values are strings; phone numbers masked with
+// core::mask_phone). `level` is how loudly the app logs it.
+struct JournalEntry {
+  enum class Level { info, warn, error };
+  TimePoint at{};
+  std::string type;
+  std::string patient;
+  std::string alarm_id;
+  std::vector<std::pair<std::string, std::string>> fields;
+  Level level = Level::info;
+  bool operator==(const JournalEntry&) const = default;
+};
+
+using Action = std::variant<PlaceCall, SendSms, JournalEntry>;
+
+// What the person on a call hears after pressing a key (the listener answers the input webhook
+// with it, SPEC §5).
+struct KeypressReply {
+  enum class Kind {
+    acknowledged,   // '1': "Acknowledged ... Goodbye."
+    escalated,      // '2': "Alerting your contacts now. Goodbye."
+    repeat_prompt,  // any other key: speak `text` and the prompt again, collect one digit
+    no_input,       // no key: "Goodbye." — the call ends unacknowledged
+    unknown_call,   // the call is not (or no longer) part of an active alarm
+  };
+  Kind kind = Kind::unknown_call;
+  std::string text;  // what to speak
+  bool operator==(const KeypressReply&) const = default;
+};
+
+struct Transition {
+  State state;
+  std::vector<Action> actions;
+  std::optional<KeypressReply> reply;  // set for Keypress events only
+};
+
+// Applies one event. `config` gives each patient's settings, contacts and the glucose unit for
+// messages; the caller sets patient.settings.ack = answer for everyone when there is no listener.
+// Patients in `state` that are not in `config` are dropped (journal patient_removed). Events for
+// unknown patients, call keys or call ids change nothing but a journal line (unknown_call).
+//
+// Rules (SPEC §4), precisely:
+//  Raising. On PatientAssessed, assessment.glucose / .data raise an alarm when none of that
+//   class is active (new id, run 0, chain_start = now, alarm_raised). The chain is
+//   escalation.urgent when the alarm's severity is urgent, escalation.warning otherwise.
+//  Episode. Low side = urgent_low, urgent_low_soon, low; high side = urgent_high, high.
+//   An assessment alarm of the same class (and, for glucose, the same side) that is more severe
+//   than the active alarm's `peak` (urgent before warning, then AlarmKind order) replaces it at
+//   once: a new id and a new chain from step 0, the snooze of the old one does not carry, the
+//   old `notified` list does (alarm_replaced). Otherwise the active alarm stays (same id, chain,
+//   snooze) and only `alarm` and `message` follow the assessment (alarm_updated when the kind
+//   changes). A glucose alarm of the other side resolves the active one and raises a new one.
+//  Resolving (SPEC §4.5). Needs a fresh reading: no poll_error, `latest` set and age <=
+//   stale.warn. A low-side alarm resolves when the assessment has no low-side alarm and
+//   latest.sgv >= thresholds.low + hysteresis; a high-side alarm when there is no high-side
+//   alarm and latest.sgv <= thresholds.high - hysteresis (thresholds as in force now). A data
+//   alarm resolves when the assessment has no data alarm. Resolving drops the alarm
+//   (alarm_resolved) and, with notify_resolved, sends one SMS to every number in `notified`
+//   (also when snoozed), subject to max_sms_per_hour. A failed poll resolves nothing.
+//  Failure streak. A PatientAssessed with poll_error sets failing_since = now when unset;
+//   without poll_error it clears it.
+//  Steps (SPEC §4.1). After every event, for every active alarm not snoozed, at most one step
+//   runs per event: step next_step of the current run runs when now >= chain_start + after, or
+//   when next_step > 0 and the previous step of this run placed at least one call and every
+//   call it placed is final and none acknowledged. Running a step: calls to each `call` target
+//   in order ("patient", "contacts" = every contact in order, or a contact name), then SMS to
+//   each `sms` target; numbers are deduplicated within a step per channel; every number reached
+//   goes into `notified`. When every step of the run has run, the chain restarts (run + 1,
+//   chain_start = now, chain_restarted) once now >= last_step_at + escalation.repeat, and its
+//   step 0 may run in the same event.
+//  Call limits (SPEC §4.6), per number across all alarms: a call is held back when the number
+//   was called less than min_call_gap ago, or was called max_calls_per_hour times in the last
+//   hour; a held-back call is sent as an SMS with the same text (call_held_back, warn) and
+//   counts toward max_sms_per_hour. An SMS over max_sms_per_hour is not sent (sms_suppressed,
+//   error). Entries older than one hour are pruned from NumberUsage.
+//  Calls (SPEC §4.2). CallPlaced sets call_id/provider, progress ringing. CallUpdate moves a call
+//   that is not final; updates for final calls and repeats of the same progress change nothing.
+//   `machine` and the ended values are final; `completed` is final. With ack: answer, `human`
+//   acknowledges, and `completed` after `answered` (never `machine`) acknowledges. With ack:
+//   keypress only keypress '1' acknowledges. CallNotPlaced makes the call failed (error level
+//   journal). A call not final k_call_outcome_timeout after placed_at becomes timeout.
+//  Keypress. '1': acknowledges (if not already snoozed: snoozed_until = now + snooze,
+//   acknowledged_by = the call's label; acknowledged); reply acknowledged. '2': once per call,
+//   runs the next step of the run now (the last step again when every step has run), even when
+//   snoozed; reply escalated. Other digits: reply repeat_prompt with the alarm message. "": reply
+//   no_input. A call of an alarm that was replaced or resolved: reply unknown_call.
+//  Snooze (SPEC §4.3). Once now >= snoozed_until and the alarm still holds, snooze ends
+//   (snooze_ended), acknowledged_by clears and the chain restarts (run + 1, chain_start = now).
+//
+// Deterministic: the same (config, state, event, now) gives the same result. Never throws.
+Transition step(const Config& config, State state, const Event& event, TimePoint now);
+
+// The earliest time at which a Tick would change something: a step due by time, a repeat, a
+// snooze end, a call reaching k_call_outcome_timeout. nullopt when nothing is pending. The run
+// loop wakes at this time between polls, so steps run on time whatever poll.interval is.
+std::optional<TimePoint> next_due(const Config& config, const State& state);
+
+// The all-clear text for a resolved alarm, e.g. "Alice: URGENT LOW is over, now 98 mg/dL."
+// (glucose alarms, with the value in `unit`) or "Alice: NO DATA is over, readings are arriving
+// again." (data alarms; `sgv` ignored).
+std::string resolved_message(const std::string& patient_name, const Alarm& alarm,
+                             std::optional<int> sgv, GlucoseUnit unit);
+
+}  // namespace scout::core

@@ -1,0 +1,765 @@
+#include "scout/core/alarm.hpp"
+
+#include <algorithm>
+#include <array>
+#include <string_view>
+
+#include "scout/core/message.hpp"
+#include "scout/core/redact.hpp"
+#include "scout/core/units.hpp"
+
+namespace scout::core {
+
+namespace {
+
+// SPEC §4.6: limits count what happened to a number "in the last hour".
+constexpr Duration k_usage_window = std::chrono::hours{1};
+
+using Fields = std::vector<std::pair<std::string, std::string>>;
+
+enum class Side { none, low, high };
+
+Side side_of(AlarmKind kind) {
+  switch (kind) {
+    case AlarmKind::urgent_low:
+    case AlarmKind::urgent_low_soon:
+    case AlarmKind::low:
+      return Side::low;
+    case AlarmKind::urgent_high:
+    case AlarmKind::high:
+      return Side::high;
+    case AlarmKind::stale:
+    case AlarmKind::unreachable:
+    case AlarmKind::sensor_error:
+      return Side::none;
+  }
+  return Side::none;
+}
+
+// True when `a` ranks above `b`: urgent before warning, then the SPEC §4 kind order (the same
+// order as Assessment::worst).
+bool outranks(const Alarm& a, const Alarm& b) {
+  if (a.severity != b.severity) {
+    return a.severity == Severity::urgent;
+  }
+  return static_cast<int>(a.kind) < static_cast<int>(b.kind);
+}
+
+// How far a call that is not final has got. Updates that do not move a call forward are
+// duplicates or arrived out of order (providers retry and reorder webhooks): they change nothing.
+int progress_rank(CallProgress progress) {
+  switch (progress) {
+    case CallProgress::placing:
+      return 0;
+    case CallProgress::ringing:
+      return 1;
+    case CallProgress::answered:
+      return 2;
+    case CallProgress::human:
+      return 3;
+    default:
+      return 4;  // final
+  }
+}
+
+const Patient* find_patient(const Config& config, const std::string& name) {
+  for (const auto& patient : config.patients) {
+    if (patient.name == name) {
+      return &patient;
+    }
+  }
+  return nullptr;
+}
+
+// The chain an alarm runs: the most severe kind of the episode picks it (SPEC §4).
+const std::vector<EscalationStep>& chain_of(const AlarmSettings& settings, const ActiveAlarm& a) {
+  return a.peak.severity == Severity::urgent ? settings.escalation.urgent
+                                             : settings.escalation.warning;
+}
+
+// True when step next_step-1 of the current run placed at least one call and every call it
+// placed has ended without an acknowledgement (SPEC §4.1 item 1).
+bool previous_step_unanswered(const ActiveAlarm& a) {
+  if (a.next_step <= 0) {
+    return false;
+  }
+  bool any = false;
+  for (const auto& call : a.calls) {
+    if (call.run != a.run || call.step != a.next_step - 1) {
+      continue;
+    }
+    if (!is_final(call.progress) || call.acknowledged) {
+      return false;
+    }
+    any = true;
+  }
+  return any;
+}
+
+// "30 minutes", "1 minute", or "1m30s" when not whole minutes; for spoken replies.
+std::string spoken_duration(Duration d) {
+  const auto minutes = std::chrono::duration_cast<std::chrono::minutes>(d);
+  if (minutes > std::chrono::minutes{0} && minutes == d) {
+    return std::to_string(minutes.count()) + (minutes.count() == 1 ? " minute" : " minutes");
+  }
+  return format_duration(d);
+}
+
+struct Target {
+  std::string number;
+  std::string label;
+};
+
+struct Hold {
+  std::string code;  // the setting that held the call back
+  std::string text;  // why, for the person reading the SMS
+};
+
+struct CallRef {
+  const Patient* patient = nullptr;
+  ActiveAlarm* alarm = nullptr;
+  CallRecord* call = nullptr;
+};
+
+// One application of step(): the state being changed and the actions emitted so far.
+class Machine {
+ public:
+  Machine(const Config& config, State& state, TimePoint now)
+      : config_(config), state_(state), now_(now) {}
+
+  std::vector<Action> actions;
+  std::optional<KeypressReply> reply;
+
+  void drop_removed_patients() {
+    for (auto it = state_.patients.begin(); it != state_.patients.end();) {
+      if (find_patient(config_, it->first) != nullptr) {
+        ++it;
+        continue;
+      }
+      std::string ids;
+      for (const auto* slot : {&it->second.glucose, &it->second.data}) {
+        if (*slot) {
+          if (!ids.empty()) ids += ",";
+          ids += (*slot)->id;
+        }
+      }
+      journal("patient_removed", it->first, "", {{"alarms", ids}});
+      it = state_.patients.erase(it);
+    }
+  }
+
+  void prune_usage() {
+    const auto cutoff = now_ - k_usage_window;
+    const auto old = [cutoff](TimePoint t) { return t <= cutoff; };
+    for (auto it = state_.numbers.begin(); it != state_.numbers.end();) {
+      auto& usage = it->second;
+      usage.calls.erase(std::remove_if(usage.calls.begin(), usage.calls.end(), old),
+                        usage.calls.end());
+      usage.sms.erase(std::remove_if(usage.sms.begin(), usage.sms.end(), old), usage.sms.end());
+      if (usage.calls.empty() && usage.sms.empty()) {
+        it = state_.numbers.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  void operator()(const PatientAssessed& e) {
+    const Patient* patient = find_patient(config_, e.patient);
+    if (patient == nullptr) {
+      journal("unknown_call", e.patient, "", {{"reason", "unknown patient"}},
+              JournalEntry::Level::warn);
+      return;
+    }
+    auto& ps = state_.patients[e.patient];
+    const Assessment& as = e.assessment;
+
+    if (as.poll_error) {
+      if (!ps.failing_since) ps.failing_since = now_;
+    } else {
+      ps.failing_since.reset();
+    }
+
+    // SPEC §4.5: only a fresh usable reading from a successful poll resolves anything.
+    const bool fresh =
+        !as.poll_error && as.latest && as.age && *as.age <= patient->settings.stale.warn;
+    const std::optional<int> sgv =
+        as.latest ? std::optional<int>{as.latest->sgv} : std::optional<int>{};
+
+    // Glucose class.
+    if (!ps.glucose) {
+      if (as.glucose) raise(*patient, ps.glucose, *as.glucose, e.glucose_message, {}, nullptr);
+    } else {
+      const Side side = side_of(ps.glucose->peak.kind);
+      if (as.glucose && side_of(as.glucose->kind) != side) {
+        resolve(*patient, ps.glucose, sgv, "other_side");
+        raise(*patient, ps.glucose, *as.glucose, e.glucose_message, {}, nullptr);
+      } else if (as.glucose) {
+        hold_or_replace(*patient, ps.glucose, *as.glucose, e.glucose_message);
+      } else if (fresh) {
+        const int hysteresis = patient->settings.hysteresis;
+        const int value = as.latest->sgv;
+        const bool back = side == Side::low
+                              ? value >= as.thresholds.low + hysteresis
+                              : (side == Side::high && value <= as.thresholds.high - hysteresis);
+        if (back) resolve(*patient, ps.glucose, sgv, "back_in_range");
+      }
+    }
+
+    // Data class.
+    if (!ps.data) {
+      if (as.data) raise(*patient, ps.data, *as.data, e.data_message, {}, nullptr);
+    } else if (as.data) {
+      hold_or_replace(*patient, ps.data, *as.data, e.data_message);
+    } else if (fresh) {
+      resolve(*patient, ps.data, sgv, "data_back");
+    }
+  }
+
+  void operator()(const CallPlaced& e) {
+    const CallRef ref = find_call(e.call_key, "");
+    if (ref.call == nullptr) {
+      unknown_call(e.call_key, e.call_id, {{"event", "call_placed"}});
+      return;
+    }
+    CallRecord& call = *ref.call;
+    if (call.call_id == e.call_id && call.provider == e.provider) {
+      return;  // a repeat
+    }
+    call.call_id = e.call_id;
+    call.provider = e.provider;
+    // A webhook may have moved the call on before the provider's answer reached us.
+    if (call.progress == CallProgress::placing) call.progress = CallProgress::ringing;
+    journal("call_placed", ref.patient->name, ref.alarm->id,
+            with_call(call, {{"provider", e.provider}, {"call_id", e.call_id}}));
+  }
+
+  void operator()(const CallNotPlaced& e) {
+    const CallRef ref = find_call(e.call_key, "");
+    if (ref.call == nullptr) {
+      unknown_call(e.call_key, "", {{"event", "call_not_placed"}});
+      return;
+    }
+    CallRecord& call = *ref.call;
+    if (is_final(call.progress)) return;
+    call.progress = CallProgress::failed;
+    call.ended_at = now_;
+    journal("call_not_placed", ref.patient->name, ref.alarm->id,
+            with_call(call, {{"error", e.error}}), JournalEntry::Level::error);
+  }
+
+  void operator()(const CallUpdate& e) {
+    const CallRef ref = find_call(e.call_key, e.call_id);
+    if (ref.call == nullptr) {
+      unknown_call(e.call_key, e.call_id,
+                   {{"event", "call_update"}, {"progress", to_string(e.progress)}});
+      return;
+    }
+    CallRecord& call = *ref.call;
+    if (is_final(call.progress) || call.progress == e.progress) return;
+    if (!is_final(e.progress) && progress_rank(e.progress) <= progress_rank(call.progress)) return;
+    const bool was_answered = call.answered;
+    call.progress = e.progress;
+    if (e.progress == CallProgress::answered || e.progress == CallProgress::human) {
+      call.answered = true;
+    }
+    if (is_final(e.progress)) call.ended_at = now_;
+    Fields fields{{"progress", to_string(e.progress)}};
+    if (!e.detail.empty()) fields.emplace_back("detail", e.detail);
+    journal("call_outcome", ref.patient->name, ref.alarm->id, with_call(call, std::move(fields)));
+    // SPEC §4.2: with ack: answer a person answering is the acknowledgement; a machine never is.
+    if (ref.patient->settings.ack == AckMode::answer &&
+        (e.progress == CallProgress::human ||
+         (e.progress == CallProgress::completed && was_answered))) {
+      acknowledge(*ref.patient, *ref.alarm, call);
+    }
+  }
+
+  void operator()(const Keypress& e) {
+    const CallRef ref = find_call(e.call_key, e.call_id);
+    if (ref.call == nullptr) {
+      unknown_call(e.call_key, e.call_id, {{"event", "keypress"}, {"digits", e.digits}});
+      reply = KeypressReply{KeypressReply::Kind::unknown_call,
+                            "This alarm is no longer active. Goodbye."};
+      return;
+    }
+    const Patient& patient = *ref.patient;
+    ActiveAlarm& alarm = *ref.alarm;
+    CallRecord& call = *ref.call;
+    journal("keypress", patient.name, alarm.id, with_call(call, {{"digits", e.digits}}));
+    if (!e.digits.empty()) call.answered = true;
+
+    if (e.digits == "1") {
+      acknowledge(patient, alarm, call);
+      reply = KeypressReply{
+          KeypressReply::Kind::acknowledged,
+          "Acknowledged. Snoozed for " + spoken_duration(patient.settings.snooze) + ". Goodbye."};
+    } else if (e.digits == "2") {
+      if (!call.escalated) {
+        call.escalated = true;
+        const auto& steps = chain_of(patient.settings, alarm);
+        if (!steps.empty()) {
+          const auto last = static_cast<int>(steps.size()) - 1;
+          run_step(patient, alarm, std::min(alarm.next_step, last), "keypress");
+        }
+      }
+      reply = KeypressReply{KeypressReply::Kind::escalated, "Alerting your contacts now. Goodbye."};
+    } else if (e.digits.empty()) {
+      reply = KeypressReply{KeypressReply::Kind::no_input, "Goodbye."};
+    } else {
+      reply = KeypressReply{KeypressReply::Kind::repeat_prompt, alarm.message};
+    }
+  }
+
+  void operator()(const SmsResult& e) {
+    if (e.sent) {
+      journal("sms_sent", e.patient, e.alarm_id,
+              {{"sms", e.sms_key}, {"to", mask_phone(e.to)}, {"provider", e.provider}});
+    } else {
+      journal("sms_failed", e.patient, e.alarm_id,
+              {{"sms", e.sms_key}, {"to", mask_phone(e.to)}, {"error", e.error}},
+              JournalEntry::Level::error);
+    }
+  }
+
+  void operator()(const Tick&) {}
+
+  // The time-based rules, for every patient in config order, glucose alarm before data alarm.
+  void advance_all() {
+    for (const auto& patient : config_.patients) {
+      const auto it = state_.patients.find(patient.name);
+      if (it == state_.patients.end()) continue;
+      for (auto* slot : {&it->second.glucose, &it->second.data}) {
+        if (*slot) advance(patient, **slot);
+      }
+    }
+  }
+
+ private:
+  const Config& config_;
+  State& state_;
+  TimePoint now_;
+  std::vector<std::string> stepped_;  // ids of alarms that ran a step in this event
+
+  std::string new_id(char prefix) {
+    std::string id(1, prefix);
+    id += std::to_string(state_.next_id++);
+    return id;
+  }
+
+  void journal(std::string type, std::string patient, std::string alarm_id, Fields fields,
+               JournalEntry::Level level = JournalEntry::Level::info) {
+    actions.emplace_back(JournalEntry{now_, std::move(type), std::move(patient),
+                                      std::move(alarm_id), std::move(fields), level});
+  }
+
+  static Fields with_call(const CallRecord& call, Fields extra) {
+    Fields fields{{"call", call.key},
+                  {"to", mask_phone(call.to)},
+                  {"to_label", call.to_label},
+                  {"run", std::to_string(call.run)},
+                  {"step", std::to_string(call.step)}};
+    for (auto& f : extra) fields.push_back(std::move(f));
+    return fields;
+  }
+
+  static Fields alarm_fields(const Alarm& alarm) {
+    return {{"kind", to_string(alarm.kind)}, {"severity", to_string(alarm.severity)}};
+  }
+
+  void unknown_call(const std::string& key, const std::string& id, Fields extra) {
+    Fields fields{{"call", key}, {"call_id", id}};
+    for (auto& f : extra) fields.push_back(std::move(f));
+    journal("unknown_call", "", "", std::move(fields), JournalEntry::Level::warn);
+  }
+
+  CallRef find_call(const std::string& key, const std::string& id) {
+    if (key.empty() && id.empty()) return {};
+    for (auto& [name, ps] : state_.patients) {
+      for (auto* slot : {&ps.glucose, &ps.data}) {
+        if (!*slot) continue;
+        for (auto& call : (*slot)->calls) {
+          const bool match = key.empty() ? call.call_id == id : call.key == key;
+          if (match) return CallRef{find_patient(config_, name), &**slot, &call};
+        }
+      }
+    }
+    return {};
+  }
+
+  static std::string message_or_title(const Patient& patient, const Alarm& alarm,
+                                      const std::string& message) {
+    if (!message.empty()) return message;
+    return patient.name + ": " + alarm_title(alarm) + ".";
+  }
+
+  void raise(const Patient& patient, std::optional<ActiveAlarm>& slot, const Alarm& alarm,
+             const std::string& message, std::vector<std::string> notified,
+             const ActiveAlarm* replaced) {
+    ActiveAlarm a;
+    a.id = new_id('a');
+    a.alarm = alarm;
+    a.peak = alarm;
+    a.raised_at = now_;
+    a.message = message_or_title(patient, alarm, message);
+    a.chain_start = now_;
+    a.notified = std::move(notified);
+    Fields fields = alarm_fields(alarm);
+    if (replaced != nullptr) {
+      fields.emplace_back("replaces", replaced->id);
+      fields.emplace_back("replaced_kind", to_string(replaced->alarm.kind));
+    }
+    fields.emplace_back("chain", to_string(alarm.severity));
+    journal(replaced != nullptr ? "alarm_replaced" : "alarm_raised", patient.name, a.id,
+            std::move(fields), JournalEntry::Level::warn);
+    slot = std::move(a);
+  }
+
+  void hold_or_replace(const Patient& patient, std::optional<ActiveAlarm>& slot, const Alarm& alarm,
+                       const std::string& message) {
+    if (outranks(alarm, slot->peak)) {
+      const ActiveAlarm old = std::move(*slot);
+      slot.reset();
+      raise(patient, slot, alarm, message, old.notified, &old);
+      return;
+    }
+    ActiveAlarm& a = *slot;
+    if (a.alarm != alarm) {
+      Fields fields = alarm_fields(alarm);
+      fields.emplace_back("from", to_string(a.alarm.kind));
+      journal("alarm_updated", patient.name, a.id, std::move(fields));
+    }
+    a.alarm = alarm;
+    if (!message.empty()) a.message = message;
+  }
+
+  std::string label_for(const Patient& patient, const ActiveAlarm& a, const std::string& number) {
+    if (number == patient.phone) return "patient";
+    for (const auto& contact : patient.contacts) {
+      if (contact.phone == number) return contact.name;
+    }
+    for (const auto& call : a.calls) {
+      if (call.to == number) return call.to_label;
+    }
+    return "";
+  }
+
+  void resolve(const Patient& patient, std::optional<ActiveAlarm>& slot, std::optional<int> sgv,
+               const std::string& reason) {
+    const ActiveAlarm a = std::move(*slot);
+    slot.reset();
+    Fields fields = alarm_fields(a.alarm);
+    fields.emplace_back("reason", reason);
+    if (sgv && side_of(a.peak.kind) != Side::none) fields.emplace_back("sgv", std::to_string(*sgv));
+    journal("alarm_resolved", patient.name, a.id, std::move(fields));
+    if (!patient.settings.notify_resolved) return;
+    // The all-clear names the most severe kind of the episode: what people were called about.
+    const std::string text = resolved_message(patient.name, a.peak, sgv, config_.units);
+    for (const auto& number : a.notified) {
+      send_sms(patient, a.id, Target{number, label_for(patient, a, number)}, text,
+               {{"reason", "resolved"}});
+    }
+  }
+
+  void note_notified(ActiveAlarm& a, const std::string& number) {
+    if (std::find(a.notified.begin(), a.notified.end(), number) == a.notified.end()) {
+      a.notified.push_back(number);
+    }
+  }
+
+  // Emits an SMS unless the number had max_sms_per_hour SMS in the last hour. True when sent.
+  bool send_sms(const Patient& patient, const std::string& alarm_id, const Target& to,
+                const std::string& text, Fields extra) {
+    const auto it = state_.numbers.find(to.number);
+    const auto sent = it == state_.numbers.end() ? std::size_t{0} : it->second.sms.size();
+    Fields fields{{"to", mask_phone(to.number)}, {"to_label", to.label}};
+    for (auto& f : extra) fields.push_back(std::move(f));
+    if (static_cast<long long>(sent) >= patient.settings.max_sms_per_hour) {
+      fields.emplace_back("limit",
+                          "max_sms_per_hour " + std::to_string(patient.settings.max_sms_per_hour));
+      journal("sms_suppressed", patient.name, alarm_id, std::move(fields),
+              JournalEntry::Level::error);
+      return false;
+    }
+    SendSms sms{new_id('s'), patient.name, alarm_id, to.number, to.label, text};
+    fields.insert(fields.begin(), std::pair<std::string, std::string>{"sms", sms.sms_key});
+    state_.numbers[to.number].sms.push_back(now_);
+    actions.emplace_back(std::move(sms));
+    journal("sms", patient.name, alarm_id, std::move(fields));
+    return true;
+  }
+
+  std::optional<Hold> call_hold(const AlarmSettings& settings, const std::string& number) const {
+    const auto it = state_.numbers.find(number);
+    if (it == state_.numbers.end() || it->second.calls.empty()) return std::nullopt;
+    const auto& calls = it->second.calls;
+    const Duration since = now_ - calls.back();
+    if (since < settings.min_call_gap) {
+      return Hold{"min_call_gap", "called " + format_duration(since) + " ago"};
+    }
+    if (static_cast<long long>(calls.size()) >= settings.max_calls_per_hour) {
+      return Hold{"max_calls_per_hour", std::to_string(calls.size()) + " calls in the last hour"};
+    }
+    return std::nullopt;
+  }
+
+  // Targets of a step list in order, numbers deduplicated (the first label wins).
+  static std::vector<Target> targets(const Patient& patient,
+                                     const std::vector<std::string>& names) {
+    std::vector<Target> out;
+    const auto add = [&out](const std::string& number, const std::string& label) {
+      if (number.empty()) return;
+      for (const auto& t : out) {
+        if (t.number == number) return;
+      }
+      out.push_back(Target{number, label});
+    };
+    for (const auto& name : names) {
+      if (name == "patient") {
+        add(patient.phone, "patient");
+      } else if (name == "contacts") {
+        for (const auto& contact : patient.contacts) add(contact.phone, contact.name);
+      } else {
+        for (const auto& contact : patient.contacts) {
+          if (contact.name == name) {
+            add(contact.phone, contact.name);
+            break;
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  void run_step(const Patient& patient, ActiveAlarm& a, int index, const std::string& reason) {
+    const auto& steps = chain_of(patient.settings, a);
+    const EscalationStep& step = steps[static_cast<std::size_t>(index)];
+    stepped_.push_back(a.id);
+    a.last_step_at = now_;
+    a.next_step = std::max(a.next_step, index + 1);
+    Fields fields{{"run", std::to_string(a.run)}, {"step", std::to_string(index)}};
+    for (auto& f : alarm_fields(a.alarm)) fields.push_back(std::move(f));
+    fields.emplace_back("reason", reason);
+    journal("step", patient.name, a.id, std::move(fields));
+
+    const Fields where{{"run", std::to_string(a.run)}, {"step", std::to_string(index)}};
+    std::vector<std::string> texted;
+    for (const auto& to : targets(patient, step.call)) {
+      if (const auto hold = call_hold(patient.settings, to.number)) {
+        Fields held{{"to", mask_phone(to.number)},  {"to_label", to.label},
+                    {"run", std::to_string(a.run)}, {"step", std::to_string(index)},
+                    {"reason", hold->code},         {"detail", hold->text}};
+        journal("call_held_back", patient.name, a.id, std::move(held), JournalEntry::Level::warn);
+        std::string text = a.message;
+        text += " (scout did not call: ";
+        text += hold->text;
+        text += ")";
+        texted.push_back(to.number);
+        if (send_sms(patient, a.id, to, text, where)) note_notified(a, to.number);
+        continue;
+      }
+      CallRecord call;
+      call.key = new_id('c');
+      call.to = to.number;
+      call.to_label = to.label;
+      call.run = a.run;
+      call.step = index;
+      call.placed_at = now_;
+      actions.emplace_back(PlaceCall{call.key, patient.name, a.id, to.number, to.label, a.message,
+                                     patient.settings.ack == AckMode::keypress});
+      journal("call", patient.name, a.id, with_call(call, alarm_fields(a.alarm)));
+      state_.numbers[to.number].calls.push_back(now_);
+      note_notified(a, to.number);
+      a.calls.push_back(std::move(call));
+    }
+    std::string sms_text = a.message;
+    if (index > 0 || a.run > 0) sms_text += " Not acknowledged yet.";
+    for (const auto& to : targets(patient, step.sms)) {
+      if (std::find(texted.begin(), texted.end(), to.number) != texted.end()) continue;
+      if (send_sms(patient, a.id, to, sms_text, where)) note_notified(a, to.number);
+    }
+  }
+
+  void restart(const Patient& patient, ActiveAlarm& a, const std::string& reason) {
+    a.run += 1;
+    a.chain_start = now_;
+    a.next_step = 0;
+    a.last_step_at.reset();
+    journal("chain_restarted", patient.name, a.id,
+            {{"run", std::to_string(a.run)}, {"reason", reason}});
+  }
+
+  void acknowledge(const Patient& patient, ActiveAlarm& a, CallRecord& call) {
+    call.acknowledged = true;
+    if (a.snoozed_until) return;
+    a.snoozed_until = now_ + patient.settings.snooze;
+    a.acknowledged_by = call.to_label;
+    journal("acknowledged", patient.name, a.id,
+            with_call(call, {{"by", call.to_label},
+                             {"snooze", format_duration(patient.settings.snooze)}}));
+  }
+
+  void advance(const Patient& patient, ActiveAlarm& a) {
+    // A lost webhook must not stop the escalation.
+    for (auto& call : a.calls) {
+      if (!is_final(call.progress) && now_ >= call.placed_at + k_call_outcome_timeout) {
+        call.progress = CallProgress::timeout;
+        call.ended_at = now_;
+        journal("call_outcome", patient.name, a.id,
+                with_call(call, {{"progress", to_string(call.progress)},
+                                 {"detail", "no outcome within " +
+                                                format_duration(k_call_outcome_timeout)}}));
+      }
+    }
+    if (a.snoozed_until) {
+      if (now_ < *a.snoozed_until) return;
+      journal("snooze_ended", patient.name, a.id, {{"by", a.acknowledged_by}});
+      a.snoozed_until.reset();
+      a.acknowledged_by.clear();
+      restart(patient, a, "snooze_ended");
+    }
+    if (std::find(stepped_.begin(), stepped_.end(), a.id) != stepped_.end()) return;
+    const auto& steps = chain_of(patient.settings, a);
+    if (steps.empty()) return;
+    if (a.next_step >= static_cast<int>(steps.size())) {
+      if (now_ < a.last_step_at.value_or(a.chain_start) + patient.settings.escalation.repeat) {
+        return;
+      }
+      restart(patient, a, "repeat");
+    }
+    const auto& next = steps[static_cast<std::size_t>(a.next_step)];
+    if (now_ >= a.chain_start + next.after) {
+      run_step(patient, a, a.next_step, "time");
+    } else if (previous_step_unanswered(a)) {
+      run_step(patient, a, a.next_step, "no_ack");
+    }
+  }
+};
+
+}  // namespace
+
+const char* to_string(CallProgress progress) {
+  switch (progress) {
+    case CallProgress::placing:
+      return "placing";
+    case CallProgress::ringing:
+      return "ringing";
+    case CallProgress::answered:
+      return "answered";
+    case CallProgress::human:
+      return "human";
+    case CallProgress::machine:
+      return "machine";
+    case CallProgress::completed:
+      return "completed";
+    case CallProgress::unanswered:
+      return "unanswered";
+    case CallProgress::busy:
+      return "busy";
+    case CallProgress::timeout:
+      return "timeout";
+    case CallProgress::rejected:
+      return "rejected";
+    case CallProgress::failed:
+      return "failed";
+    case CallProgress::cancelled:
+      return "cancelled";
+  }
+  return "invalid";
+}
+
+std::optional<CallProgress> call_progress_from_string(std::string_view name) {
+  constexpr std::array all{
+      CallProgress::placing,    CallProgress::ringing, CallProgress::answered,
+      CallProgress::human,      CallProgress::machine, CallProgress::completed,
+      CallProgress::unanswered, CallProgress::busy,    CallProgress::timeout,
+      CallProgress::rejected,   CallProgress::failed,  CallProgress::cancelled,
+  };
+  for (const auto progress : all) {
+    if (name == to_string(progress)) return progress;
+  }
+  return std::nullopt;
+}
+
+bool is_final(CallProgress progress) {
+  switch (progress) {
+    case CallProgress::placing:
+    case CallProgress::ringing:
+    case CallProgress::answered:
+    case CallProgress::human:
+      return false;
+    case CallProgress::machine:
+    case CallProgress::completed:
+    case CallProgress::unanswered:
+    case CallProgress::busy:
+    case CallProgress::timeout:
+    case CallProgress::rejected:
+    case CallProgress::failed:
+    case CallProgress::cancelled:
+      return true;
+  }
+  return true;
+}
+
+Transition step(const Config& config, State state, const Event& event, TimePoint now) {
+  Machine machine(config, state, now);
+  machine.drop_removed_patients();
+  machine.prune_usage();
+  std::visit(machine, event);
+  machine.advance_all();
+  return Transition{std::move(state), std::move(machine.actions), std::move(machine.reply)};
+}
+
+std::optional<TimePoint> next_due(const Config& config, const State& state) {
+  std::optional<TimePoint> due;
+  const auto consider = [&due](TimePoint t) {
+    if (!due || t < *due) due = t;
+  };
+  for (const auto& patient : config.patients) {
+    const auto it = state.patients.find(patient.name);
+    if (it == state.patients.end()) continue;
+    for (const auto* slot : {&it->second.glucose, &it->second.data}) {
+      if (!*slot) continue;
+      const ActiveAlarm& a = **slot;
+      for (const auto& call : a.calls) {
+        if (!is_final(call.progress)) consider(call.placed_at + k_call_outcome_timeout);
+      }
+      if (a.snoozed_until) {
+        consider(*a.snoozed_until);
+        continue;
+      }
+      const auto& steps = chain_of(patient.settings, a);
+      if (steps.empty()) continue;
+      if (a.next_step >= static_cast<int>(steps.size())) {
+        consider(a.last_step_at.value_or(a.chain_start) + patient.settings.escalation.repeat);
+      } else {
+        consider(a.chain_start + steps[static_cast<std::size_t>(a.next_step)].after);
+        // Normally run by the event that made it true; due at once if it is still pending.
+        if (previous_step_unanswered(a)) consider(a.last_step_at.value_or(a.chain_start));
+      }
+    }
+  }
+  return due;
+}
+
+std::string resolved_message(const std::string& patient_name, const Alarm& alarm,
+                             std::optional<int> sgv, GlucoseUnit unit) {
+  std::string text = patient_name;
+  text += ": ";
+  text += alarm_title(alarm);
+  text += " is over";
+  if (side_of(alarm.kind) == Side::none) {
+    text += ", readings are arriving again.";
+    return text;
+  }
+  if (sgv) {
+    text += ", now ";
+    text += format_glucose(*sgv, unit);
+    text += " ";
+    text += to_string(unit);
+  }
+  text += ".";
+  return text;
+}
+
+}  // namespace scout::core
