@@ -1,0 +1,852 @@
+// Telephony providers (SPEC §4.7; protocols.md §2–§4): Vonage, Twilio, console, and the chain.
+#include "scout/adapters/providers.hpp"
+
+#include <curl/curl.h>
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <chrono>
+#include <mutex>
+#include <string_view>
+#include <utility>
+
+#include "scout/adapters/call_script.hpp"
+#include "scout/adapters/crypto.hpp"
+#include "scout/core/redact.hpp"
+
+#ifdef SCOUT_VERSION
+#define SCOUT_PROVIDERS_USER_AGENT "scout/" SCOUT_VERSION
+#else
+#define SCOUT_PROVIDERS_USER_AGENT "scout"
+#endif
+
+namespace scout::adapters {
+namespace {
+
+using core::CallProgress;
+using core::ErrorKind;
+using nlohmann::json;
+
+// Provider answers are small JSON objects; anything this large is not one.
+constexpr std::size_t k_max_body_bytes = std::size_t{1} << 20;
+// How much of a provider's error title/detail goes into a message.
+constexpr std::size_t k_max_detail = 300;
+// Call settings (protocols.md §2.1, §4.1): ring for 45 s, hang up after 5 minutes.
+constexpr int k_ringing_timer_s = 45;
+constexpr int k_length_timer_s = 300;
+// Messages API text ≤ 1000 characters (§3.1); Twilio Body ≤ 1600 (§4.5). Counted in bytes.
+constexpr std::size_t k_vonage_sms_max = 1000;
+constexpr std::size_t k_twilio_sms_max = 1600;
+
+// ---------------------------------------------------------------------------------------------
+// Small text helpers
+
+// Percent-encodes everything but RFC 3986 unreserved characters (also right for form bodies).
+std::string url_encode(std::string_view text) {
+  static constexpr char k_digits[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (std::isalnum(byte) != 0 || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(c);
+    } else {
+      out.push_back('%');
+      out.push_back(k_digits[byte >> 4]);
+      out.push_back(k_digits[byte & 0x0f]);
+    }
+  }
+  return out;
+}
+
+std::string form_encode(const std::vector<std::pair<std::string, std::string>>& fields) {
+  std::string body;
+  for (const auto& [name, value] : fields) {
+    if (!body.empty()) {
+      body += '&';
+    }
+    body += url_encode(name);
+    body += '=';
+    body += url_encode(value);
+  }
+  return body;
+}
+
+std::string trimmed_base(std::string url) {
+  while (!url.empty() && url.back() == '/') {
+    url.pop_back();
+  }
+  return url;
+}
+
+// Vonage numbers go on the wire without '+' (protocols.md §2.1, §3.1).
+std::string without_plus(const std::string& number) {
+  return !number.empty() && number.front() == '+' ? number.substr(1) : number;
+}
+
+// At most `limit` bytes of `text`, not splitting a UTF-8 character.
+std::string utf8_prefix(const std::string& text, std::size_t limit) {
+  if (text.size() <= limit) {
+    return text;
+  }
+  std::size_t end = limit;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0u) == 0x80u) {
+    --end;
+  }
+  return text.substr(0, end);
+}
+
+void replace_all(std::string& text, const std::string& needle, const std::string& with) {
+  if (needle.empty()) {
+    return;
+  }
+  for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos)) {
+    text.replace(pos, needle.size(), with);
+    pos += with.size();
+  }
+}
+
+// What must never appear in a message: secrets become ***, phone numbers are masked.
+struct Redactions {
+  std::vector<std::string> secrets;
+  std::vector<std::string> numbers;  // E.164 with '+'
+
+  std::string apply(std::string text) const {
+    for (const auto& secret : secrets) {
+      replace_all(text, secret, "***");
+    }
+    for (const auto& number : numbers) {
+      if (number.size() < 5) {
+        continue;
+      }
+      const std::string masked = core::mask_phone(number);
+      replace_all(text, number, masked);
+      replace_all(text, without_plus(number), masked);
+    }
+    return text;
+  }
+};
+
+ProviderError provider_error(ErrorKind kind, std::string message, bool retryable,
+                             int http_status = 0) {
+  return ProviderError{core::Error{kind, std::move(message)}, retryable, http_status};
+}
+
+// ---------------------------------------------------------------------------------------------
+// One HTTP request with libcurl's easy API
+
+struct HttpRequest {
+  const char* method = "GET";  // GET | POST
+  std::string url;
+  std::vector<std::string> headers;  // "Name: value"
+  std::string body;
+};
+
+struct HttpResponse {
+  long status = 0;
+  std::string body;
+};
+
+void global_init_once() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+struct CurlEasyDeleter {
+  void operator()(CURL* handle) const { curl_easy_cleanup(handle); }
+};
+struct CurlSlistDeleter {
+  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
+};
+
+struct Sink {
+  std::string body;
+  bool too_large = false;
+};
+
+std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* sink = static_cast<Sink*>(user);
+  const std::size_t bytes = size * count;
+  if (sink->body.size() + bytes > k_max_body_bytes) {
+    sink->too_large = true;
+    return 0;
+  }
+  sink->body.append(data, bytes);
+  return bytes;
+}
+
+std::string format_timeout(std::chrono::milliseconds timeout) {
+  if (timeout.count() % 1000 == 0) {
+    return std::to_string(timeout.count() / 1000) + "s";
+  }
+  return std::to_string(timeout.count()) + " ms";
+}
+
+// Performs `request`; a transport failure is a retryable network/timeout error. `who` names the
+// provider and request ("vonage POST /v1/calls") for messages.
+ProviderResult<HttpResponse> perform(const HttpRequest& request, const HttpSettings& http,
+                                     const std::string& who) {
+  global_init_once();
+  std::unique_ptr<CURL, CurlEasyDeleter> easy{curl_easy_init()};
+  if (!easy) {
+    return tl::make_unexpected(
+        provider_error(ErrorKind::internal, who + ": could not create a libcurl handle", true));
+  }
+  curl_slist* list = nullptr;
+  bool headers_ok = true;
+  for (const auto& line : request.headers) {
+    curl_slist* grown = curl_slist_append(list, line.c_str());
+    if (grown == nullptr) {
+      headers_ok = false;
+      break;
+    }
+    list = grown;
+  }
+  std::unique_ptr<curl_slist, CurlSlistDeleter> headers{list};
+  if (!headers_ok) {
+    return tl::make_unexpected(
+        provider_error(ErrorKind::internal, who + ": could not build the request headers", true));
+  }
+
+  Sink sink;
+  std::array<char, CURL_ERROR_SIZE> error_buffer{};
+  const long timeout_ms = std::max<long>(1, static_cast<long>(http.timeout.count()));
+  CURL* handle = easy.get();
+  bool ok = true;
+  const auto set = [&](CURLcode code) { ok = ok && code == CURLE_OK; };
+  set(curl_easy_setopt(handle, CURLOPT_URL, request.url.c_str()));
+  set(curl_easy_setopt(handle, CURLOPT_PROTOCOLS_STR, "http,https"));
+  set(curl_easy_setopt(handle, CURLOPT_HTTPHEADER, headers.get()));
+  set(curl_easy_setopt(handle, CURLOPT_USERAGENT, SCOUT_PROVIDERS_USER_AGENT));
+  set(curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, timeout_ms));
+  set(curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms));
+  set(curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L));
+  // No redirects: following one would resend the credentials to wherever it points.
+  set(curl_easy_setopt(handle, CURLOPT_FOLLOWLOCATION, 0L));
+  set(curl_easy_setopt(handle, CURLOPT_SSL_VERIFYPEER, 1L));
+  set(curl_easy_setopt(handle, CURLOPT_SSL_VERIFYHOST, 2L));
+  set(curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, &on_body));
+  set(curl_easy_setopt(handle, CURLOPT_WRITEDATA, &sink));
+  set(curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, error_buffer.data()));
+  if (std::string_view{request.method} == "POST") {
+    set(curl_easy_setopt(handle, CURLOPT_POST, 1L));
+    set(curl_easy_setopt(handle, CURLOPT_POSTFIELDSIZE_LARGE,
+                         static_cast<curl_off_t>(request.body.size())));
+    set(curl_easy_setopt(handle, CURLOPT_POSTFIELDS, request.body.c_str()));
+  } else {
+    set(curl_easy_setopt(handle, CURLOPT_HTTPGET, 1L));
+  }
+  if (!ok) {
+    return tl::make_unexpected(
+        provider_error(ErrorKind::internal, who + ": could not configure the libcurl handle", true));
+  }
+
+  const CURLcode code = curl_easy_perform(handle);
+  if (code == CURLE_WRITE_ERROR && sink.too_large) {
+    return tl::make_unexpected(provider_error(
+        ErrorKind::malformed_json, who + ": the answer is larger than 1 MiB", false));
+  }
+  if (code != CURLE_OK) {
+    std::string detail = error_buffer.data();
+    if (detail.empty()) {
+      detail = curl_easy_strerror(code);
+    }
+    if (code == CURLE_OPERATION_TIMEDOUT) {
+      return tl::make_unexpected(provider_error(
+          ErrorKind::timeout,
+          who + ": no answer within " + format_timeout(http.timeout) + " (" + detail + ")", true));
+    }
+    return tl::make_unexpected(provider_error(ErrorKind::network, who + ": " + detail, true));
+  }
+  HttpResponse response;
+  curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &response.status);
+  response.body = std::move(sink.body);
+  return response;
+}
+
+// The provider's own words about an error: RFC 7807 title/detail (+ invalid_parameters) for
+// Vonage (protocols.md §2.7, §3.1), {code, message} for Twilio (§4.7). "" when neither.
+std::string error_detail(const std::string& body) {
+  const json document = json::parse(body, nullptr, false);
+  if (!document.is_object()) {
+    return {};
+  }
+  const auto text_of = [&](const char* key) -> std::string {
+    const auto it = document.find(key);
+    if (it == document.end()) {
+      return {};
+    }
+    if (it->is_string()) {
+      return it->get<std::string>();
+    }
+    if (it->is_number_integer()) {
+      return std::to_string(it->get<long long>());
+    }
+    return {};
+  };
+  std::string detail;
+  const std::string title = text_of("title");
+  const std::string description = text_of("detail");
+  if (!title.empty() || !description.empty()) {
+    detail = title;
+    if (!description.empty()) {
+      detail += detail.empty() ? "" : ": ";
+      detail += description;
+    }
+    const auto params = document.find("invalid_parameters");
+    if (params != document.end() && params->is_array()) {
+      std::string names;
+      for (const auto& param : *params) {
+        if (param.is_object() && param.contains("name") && param["name"].is_string()) {
+          names += names.empty() ? "" : ", ";
+          names += param["name"].get<std::string>();
+          if (param.contains("reason") && param["reason"].is_string()) {
+            names += " (" + param["reason"].get<std::string>() + ")";
+          }
+        }
+      }
+      if (!names.empty()) {
+        detail += " [" + names + "]";
+      }
+    }
+  } else {
+    const std::string message = text_of("message");
+    const std::string code = text_of("code");
+    if (!message.empty() || !code.empty()) {
+      detail = message;
+      if (!code.empty()) {
+        detail += detail.empty() ? "code " + code : " (code " + code + ")";
+      }
+    }
+  }
+  return utf8_prefix(detail, k_max_detail);
+}
+
+// Maps a non-2xx answer to a ProviderError (SPEC §4.7): 401/403 auth, 429 and 5xx retryable,
+// any other status a configuration problem.
+ProviderError status_error(const HttpResponse& response, const std::string& who,
+                           const Redactions& redactions) {
+  const int status = static_cast<int>(response.status);
+  std::string message = who + ": HTTP " + std::to_string(status);
+  const std::string detail = error_detail(response.body);
+  if (!detail.empty()) {
+    message += " (" + detail + ")";
+  }
+  message = redactions.apply(std::move(message));
+  if (status == 401 || status == 403) {
+    return provider_error(ErrorKind::auth, message + ": check the credentials", false, status);
+  }
+  const bool retryable = status == 429 || status >= 500;
+  if (status >= 300 && status < 400) {
+    message += ": redirects are not followed, check base_url";
+  }
+  return provider_error(ErrorKind::http_status, message, retryable, status);
+}
+
+// The JSON object of a 2xx answer, or an error (not retryable: the request may have worked).
+ProviderResult<json> json_object(const HttpResponse& response, const std::string& who) {
+  json document = json::parse(response.body, nullptr, false);
+  if (!document.is_object()) {
+    return tl::make_unexpected(provider_error(
+        ErrorKind::malformed_json,
+        who + ": HTTP " + std::to_string(response.status) + " with a body that is not a JSON object",
+        false, static_cast<int>(response.status)));
+  }
+  return document;
+}
+
+ProviderResult<std::string> string_field(const json& document, const char* key,
+                                         const std::string& who, long status) {
+  const auto it = document.find(key);
+  if (it == document.end() || !it->is_string() || it->get_ref<const std::string&>().empty()) {
+    return tl::make_unexpected(provider_error(
+        ErrorKind::malformed_json,
+        who + ": HTTP " + std::to_string(status) + " without \"" + key + "\" in the answer", false,
+        static_cast<int>(status)));
+  }
+  return it->get<std::string>();
+}
+
+bool is_success(long status) { return status >= 200 && status < 300; }
+
+std::int64_t now_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vonage (protocols.md §2, §3)
+
+CallProgress vonage_progress(const std::string& status) {
+  if (status == "started") {
+    return CallProgress::ringing;
+  }
+  // The other Voice statuses share CallProgress's names (§2.5).
+  return core::call_progress_from_string(status).value_or(CallProgress::ringing);
+}
+
+class VonageProvider final : public Provider {
+ public:
+  VonageProvider(core::Provider config, std::optional<WebhookBase> webhooks, HttpSettings http)
+      : config_(std::move(config)),
+        webhooks_(std::move(webhooks)),
+        http_(http),
+        base_(trimmed_base(config_.base_url)) {
+    redactions_.secrets = {config_.api_secret, config_.signature_secret};
+    if (!config_.api_secret.empty()) {
+      redactions_.secrets.push_back(base64_encode(config_.api_key + ":" + config_.api_secret));
+    }
+    if (webhooks_ && !webhooks_->token.empty()) {
+      redactions_.secrets.push_back(webhooks_->token);
+    }
+  }
+
+  std::string name() const override { return "vonage"; }
+
+  ProviderResult<std::string> place_call(const CallRequest& request) override {
+    const std::string who = "vonage POST /v1/calls";
+    auto auth = bearer(who);
+    if (!auth) {
+      return tl::make_unexpected(auth.error());
+    }
+    const bool gather = request.gather && webhooks_.has_value();
+    const std::string input_url =
+        webhooks_ ? webhook_url(*webhooks_, "/webhooks/vonage/input", request.call_key) : "";
+    json body{
+        {"to", json::array({json{{"type", "phone"}, {"number", without_plus(request.to)}}})},
+        {"from", json{{"type", "phone"}, {"number", without_plus(config_.from)}}},
+        {"ncco", vonage_ncco(request.text, gather, input_url)},
+        {"machine_detection", "continue"},
+        {"ringing_timer", k_ringing_timer_s},
+        {"length_timer", k_length_timer_s},
+    };
+    if (webhooks_) {
+      body["event_url"] =
+          json::array({webhook_url(*webhooks_, "/webhooks/vonage/event", request.call_key)});
+      body["event_method"] = "POST";
+    }
+    HttpRequest http_request{"POST", base_ + "/v1/calls",
+                             {*auth, "Content-Type: application/json", "Accept: application/json",
+                              "Expect:"},
+                             body.dump()};
+    auto answer = send(http_request, who, request.to);
+    if (!answer) {
+      return tl::make_unexpected(answer.error());
+    }
+    return string_field(*answer, "uuid", who, 201);
+  }
+
+  ProviderResult<std::string> send_sms(const std::string& to, const std::string& text) override {
+    const std::string who = "vonage POST /v1/messages";
+    if (config_.api_key.empty() || config_.api_secret.empty()) {
+      return tl::make_unexpected(provider_error(
+          ErrorKind::config, who + ": SMS needs api_key and api_secret in the configuration",
+          false));
+    }
+    const json body{{"message_type", "text"},
+                    {"text", utf8_prefix(text, k_vonage_sms_max)},
+                    {"to", without_plus(to)},
+                    {"from", without_plus(config_.from)},
+                    {"channel", "sms"}};
+    HttpRequest http_request{
+        "POST", base_ + "/v1/messages",
+        {"Authorization: Basic " + base64_encode(config_.api_key + ":" + config_.api_secret),
+         "Content-Type: application/json", "Accept: application/json", "Expect:"},
+        body.dump()};
+    auto answer = send(http_request, who, to);
+    if (!answer) {
+      return tl::make_unexpected(answer.error());
+    }
+    return string_field(*answer, "message_uuid", who, 202);
+  }
+
+  ProviderResult<CallStatus> poll_call(const std::string& call_id) override {
+    const std::string who = "vonage GET /v1/calls/" + call_id;
+    auto auth = bearer(who);
+    if (!auth) {
+      return tl::make_unexpected(auth.error());
+    }
+    HttpRequest http_request{"GET", base_ + "/v1/calls/" + url_encode(call_id),
+                             {*auth, "Accept: application/json"}, ""};
+    auto answer = send(http_request, who, "");
+    if (!answer) {
+      return tl::make_unexpected(answer.error());
+    }
+    auto status = string_field(*answer, "status", who, 200);
+    if (!status) {
+      return tl::make_unexpected(status.error());
+    }
+    return CallStatus{vonage_progress(*status), *status, ""};
+  }
+
+ private:
+  // "Authorization: Bearer <fresh JWT>" (iat now, new jti: protocols.md §2.2).
+  ProviderResult<std::string> bearer(const std::string& who) const {
+    auto jwt = vonage_api_jwt(config_.application_id, now_seconds(), random_uuid(),
+                              config_.private_key_pem);
+    if (!jwt) {
+      return tl::make_unexpected(provider_error(
+          jwt.error().kind, who + ": cannot sign the JWT: " + jwt.error().message, false));
+    }
+    return "Authorization: Bearer " + *jwt;
+  }
+
+  ProviderResult<json> send(const HttpRequest& request, const std::string& who,
+                            const std::string& number) const {
+    Redactions redactions = redactions_;
+    redactions.numbers = {number, config_.from};
+    auto response = perform(request, http_, who);
+    if (!response) {
+      ProviderError error = response.error();
+      error.error.message = redactions.apply(std::move(error.error.message));
+      return tl::make_unexpected(std::move(error));
+    }
+    if (!is_success(response->status)) {
+      return tl::make_unexpected(status_error(*response, who, redactions));
+    }
+    return json_object(*response, who);
+  }
+
+  core::Provider config_;
+  std::optional<WebhookBase> webhooks_;
+  HttpSettings http_;
+  std::string base_;
+  Redactions redactions_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Twilio (protocols.md §4)
+
+CallStatus twilio_status(const std::string& status, const std::string& answered_by) {
+  CallStatus result;
+  result.detail = answered_by.empty() ? status : status + " (" + answered_by + ")";
+  const bool machine = answered_by.rfind("machine", 0) == 0 || answered_by == "fax";
+  if (status == "queued" || status == "initiated" || status == "ringing") {
+    result.progress = CallProgress::ringing;
+  } else if (status == "in-progress") {
+    result.progress = answered_by == "human" ? CallProgress::human
+                      : machine              ? CallProgress::machine
+                                             : CallProgress::answered;
+  } else if (status == "completed") {
+    // A call a machine answered is a machine outcome even once it has ended.
+    result.progress = machine ? CallProgress::machine : CallProgress::completed;
+  } else if (status == "busy") {
+    result.progress = CallProgress::busy;
+  } else if (status == "failed") {
+    result.progress = CallProgress::failed;
+  } else if (status == "no-answer") {
+    result.progress = CallProgress::unanswered;
+  } else if (status == "canceled") {
+    result.progress = CallProgress::cancelled;
+  } else {
+    result.progress = CallProgress::ringing;
+  }
+  return result;
+}
+
+class TwilioProvider final : public Provider {
+ public:
+  TwilioProvider(core::Provider config, std::optional<WebhookBase> webhooks, HttpSettings http)
+      : config_(std::move(config)),
+        webhooks_(std::move(webhooks)),
+        http_(http),
+        account_base_(trimmed_base(config_.base_url) + "/2010-04-01/Accounts/" +
+                      url_encode(config_.account_sid)) {
+    redactions_.secrets = {config_.auth_token};
+    if (!config_.auth_token.empty()) {
+      redactions_.secrets.push_back(base64_encode(config_.account_sid + ":" + config_.auth_token));
+    }
+    if (webhooks_ && !webhooks_->token.empty()) {
+      redactions_.secrets.push_back(webhooks_->token);
+    }
+  }
+
+  std::string name() const override { return "twilio"; }
+
+  ProviderResult<std::string> place_call(const CallRequest& request) override {
+    const std::string who = "twilio POST Calls.json";
+    const bool gather = request.gather && webhooks_.has_value();
+    const std::string action =
+        webhooks_ ? webhook_url(*webhooks_, "/webhooks/twilio/gather", request.call_key) : "";
+    std::vector<std::pair<std::string, std::string>> form{
+        {"To", request.to},
+        {"From", config_.from},
+        {"Twiml", twilio_twiml(request.text, gather, action)},
+    };
+    if (webhooks_) {
+      form.emplace_back("StatusCallback",
+                        webhook_url(*webhooks_, "/webhooks/twilio/status", request.call_key));
+      for (const char* event : {"initiated", "ringing", "answered", "completed"}) {
+        form.emplace_back("StatusCallbackEvent", event);
+      }
+      form.emplace_back("StatusCallbackMethod", "POST");
+    }
+    form.emplace_back("Timeout", std::to_string(k_ringing_timer_s));
+    form.emplace_back("MachineDetection", "Enable");
+    form.emplace_back("TimeLimit", std::to_string(k_length_timer_s));
+    auto answer = send(post(account_base_ + "/Calls.json", form), who, request.to);
+    if (!answer) {
+      return tl::make_unexpected(answer.error());
+    }
+    return string_field(*answer, "sid", who, 201);
+  }
+
+  ProviderResult<std::string> send_sms(const std::string& to, const std::string& text) override {
+    const std::string who = "twilio POST Messages.json";
+    const std::vector<std::pair<std::string, std::string>> form{
+        {"To", to}, {"From", config_.from}, {"Body", utf8_prefix(text, k_twilio_sms_max)}};
+    auto answer = send(post(account_base_ + "/Messages.json", form), who, to);
+    if (!answer) {
+      return tl::make_unexpected(answer.error());
+    }
+    return string_field(*answer, "sid", who, 201);
+  }
+
+  ProviderResult<CallStatus> poll_call(const std::string& call_id) override {
+    const std::string who = "twilio GET Calls/" + call_id + ".json";
+    HttpRequest request{"GET", account_base_ + "/Calls/" + url_encode(call_id) + ".json",
+                        {authorization(), "Accept: application/json"}, ""};
+    auto answer = send(request, who, "");
+    if (!answer) {
+      return tl::make_unexpected(answer.error());
+    }
+    auto status = string_field(*answer, "status", who, 200);
+    if (!status) {
+      return tl::make_unexpected(status.error());
+    }
+    const auto answered_by = answer->find("answered_by");
+    const std::string by = answered_by != answer->end() && answered_by->is_string()
+                               ? answered_by->get<std::string>()
+                               : std::string{};
+    return twilio_status(*status, by);
+  }
+
+ private:
+  std::string authorization() const {
+    return "Authorization: Basic " + base64_encode(config_.account_sid + ":" + config_.auth_token);
+  }
+
+  HttpRequest post(std::string url,
+                   const std::vector<std::pair<std::string, std::string>>& form) const {
+    return HttpRequest{"POST",
+                       std::move(url),
+                       {authorization(), "Content-Type: application/x-www-form-urlencoded",
+                        "Accept: application/json", "Expect:"},
+                       form_encode(form)};
+  }
+
+  ProviderResult<json> send(const HttpRequest& request, const std::string& who,
+                            const std::string& number) const {
+    Redactions redactions = redactions_;
+    redactions.numbers = {number, config_.from};
+    auto response = perform(request, http_, who);
+    if (!response) {
+      ProviderError error = response.error();
+      error.error.message = redactions.apply(std::move(error.error.message));
+      return tl::make_unexpected(std::move(error));
+    }
+    if (!is_success(response->status)) {
+      return tl::make_unexpected(status_error(*response, who, redactions));
+    }
+    return json_object(*response, who);
+  }
+
+  core::Provider config_;
+  std::optional<WebhookBase> webhooks_;
+  HttpSettings http_;
+  std::string account_base_;
+  Redactions redactions_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Console
+
+class ConsoleProvider final : public Provider {
+ public:
+  ConsoleProvider(core::ConsoleAnswer answer, std::ostream& out) : answer_(answer), out_(out) {}
+
+  std::string name() const override { return "console"; }
+
+  ProviderResult<std::string> place_call(const CallRequest& request) override {
+    const std::lock_guard lock{mutex_};
+    const std::string id = "console-" + std::to_string(++calls_);
+    out_ << "[console] CALL " << core::mask_phone(request.to) << " (" << request.call_key
+         << "): " << call_speech(request.text, request.gather) << '\n';
+    out_.flush();
+    return id;
+  }
+
+  ProviderResult<std::string> send_sms(const std::string& to, const std::string& text) override {
+    const std::lock_guard lock{mutex_};
+    const std::string id = "console-sms-" + std::to_string(++messages_);
+    out_ << "[console] SMS  " << core::mask_phone(to) << ": " << text << '\n';
+    out_.flush();
+    return id;
+  }
+
+  ProviderResult<CallStatus> poll_call(const std::string& /*call_id*/) override {
+    switch (answer_) {
+      case core::ConsoleAnswer::ack:
+        return CallStatus{CallProgress::completed, "console: answered, pressed 1", "1"};
+      case core::ConsoleAnswer::noack:
+        return CallStatus{CallProgress::completed, "console: answered, no key", ""};
+      case core::ConsoleAnswer::never:
+        break;
+    }
+    return CallStatus{CallProgress::unanswered, "console: not answered", ""};
+  }
+
+ private:
+  core::ConsoleAnswer answer_;
+  std::ostream& out_;
+  std::mutex mutex_;
+  int calls_ = 0;
+  int messages_ = 0;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Public functions
+
+std::string webhook_url(const WebhookBase& base, const std::string& path,
+                        const std::string& call_key) {
+  std::string url = trimmed_base(base.public_url);
+  url += path;
+  url += "?call=";
+  url += url_encode(call_key);
+  if (!base.token.empty()) {
+    url += "&token=";
+    url += url_encode(base.token);
+  }
+  return url;
+}
+
+std::unique_ptr<Provider> make_vonage_provider(const core::Provider& config,
+                                               std::optional<WebhookBase> webhooks,
+                                               HttpSettings http) {
+  return std::make_unique<VonageProvider>(config, std::move(webhooks), http);
+}
+
+std::unique_ptr<Provider> make_twilio_provider(const core::Provider& config,
+                                               std::optional<WebhookBase> webhooks,
+                                               HttpSettings http) {
+  return std::make_unique<TwilioProvider>(config, std::move(webhooks), http);
+}
+
+std::unique_ptr<Provider> make_console_provider(const core::Provider& config, std::ostream& out) {
+  return std::make_unique<ConsoleProvider>(config.answer, out);
+}
+
+std::vector<std::unique_ptr<Provider>> make_providers(const core::Config& config,
+                                                      std::optional<WebhookBase> webhooks,
+                                                      HttpSettings http,
+                                                      std::ostream& console_out) {
+  std::vector<std::unique_ptr<Provider>> providers;
+  providers.reserve(config.providers.size());
+  for (const core::Provider& provider : config.providers) {
+    switch (provider.type) {
+      case core::ProviderType::vonage:
+        providers.push_back(make_vonage_provider(provider, webhooks, http));
+        break;
+      case core::ProviderType::twilio:
+        providers.push_back(make_twilio_provider(provider, webhooks, http));
+        break;
+      case core::ProviderType::console:
+        providers.push_back(make_console_provider(provider, console_out));
+        break;
+    }
+  }
+  return providers;
+}
+
+ProviderChain::ProviderChain(std::vector<std::unique_ptr<Provider>> providers, RetryPolicy policy,
+                             Sleep sleep)
+    : providers_(std::move(providers)), policy_(policy), sleep_(std::move(sleep)) {
+  if (!sleep_) {
+    sleep_ = [](std::chrono::milliseconds) {};
+  }
+}
+
+namespace {
+
+// Runs `attempt` through each provider in order with retries (SPEC §4.7). `what` describes the
+// request for logs ("call to …5678").
+template <typename Attempt>
+core::Result<Sent> run_chain(const std::vector<std::unique_ptr<Provider>>& providers,
+                             const RetryPolicy& policy, const ProviderChain::Sleep& sleep,
+                             const std::string& what, Attempt attempt) {
+  if (providers.empty()) {
+    return core::fail(ErrorKind::config, "no provider is configured for the " + what);
+  }
+  const int attempts = std::max(1, policy.attempts);
+  std::string failures;
+  ErrorKind last_kind = ErrorKind::internal;
+  for (const auto& provider : providers) {
+    const std::string name = provider->name();
+    std::chrono::milliseconds backoff = policy.initial_backoff;
+    ProviderError last;
+    for (int attempt_no = 1; attempt_no <= attempts; ++attempt_no) {
+      ProviderResult<std::string> result = attempt(*provider);
+      if (result) {
+        return Sent{name, *result};
+      }
+      last = result.error();
+      const std::string status =
+          last.http_status != 0 ? "HTTP " + std::to_string(last.http_status)
+                                : std::string{core::to_string(last.error.kind)};
+      spdlog::warn("{} via {} failed (try {}/{}, {}): {}", what, name, attempt_no, attempts,
+                   status, last.error.message);
+      if (!last.retryable) {
+        spdlog::error("{} via {}: configuration problem, not retried: {}", what, name,
+                      last.error.message);
+        break;
+      }
+      if (attempt_no < attempts) {
+        sleep(backoff);
+        backoff = std::min(backoff * 2, policy.max_backoff);
+      }
+    }
+    if (!failures.empty()) {
+      failures += "; ";
+    }
+    failures += name + ": " + last.error.message;
+    last_kind = last.error.kind;
+  }
+  std::string message = "every provider failed for the " + what + ": " + failures;
+  spdlog::error("giving up: {}", message);
+  return core::fail(last_kind, std::move(message));
+}
+
+}  // namespace
+
+core::Result<Sent> ProviderChain::place_call(const CallRequest& request) {
+  const std::string what = "call to " + core::mask_phone(request.to) + " (" + request.call_key + ")";
+  return run_chain(providers_, policy_, sleep_, what,
+                   [&](Provider& provider) { return provider.place_call(request); });
+}
+
+core::Result<Sent> ProviderChain::send_sms(const std::string& to, const std::string& text) {
+  const std::string what = "SMS to " + core::mask_phone(to);
+  return run_chain(providers_, policy_, sleep_, what,
+                   [&](Provider& provider) { return provider.send_sms(to, text); });
+}
+
+ProviderResult<CallStatus> ProviderChain::poll_call(const std::string& provider,
+                                                    const std::string& call_id) {
+  for (const auto& candidate : providers_) {
+    if (candidate->name() == provider) {
+      return candidate->poll_call(call_id);
+    }
+  }
+  return tl::make_unexpected(provider_error(
+      ErrorKind::config, "no provider \"" + provider + "\" is configured to poll call " + call_id,
+      false));
+}
+
+}  // namespace scout::adapters
