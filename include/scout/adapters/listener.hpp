@@ -1,0 +1,61 @@
+#pragma once
+// The webhook listener (SPEC §5; protocols.md §2.4–2.6, §4.3–4.6): cpp-httplib on
+// listener.bind, exactly four routes, every request authenticated before its body is trusted.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "scout/core/alarm.hpp"
+#include "scout/core/config.hpp"
+#include "scout/core/result.hpp"
+
+namespace scout::adapters {
+
+// How webhooks are authenticated.
+struct WebhookSecrets {
+  std::string public_url;                // as configured (no trailing '/'); Twilio signs over it
+  std::string url_token;                 // per-install token (State::webhook_token)
+  std::string vonage_signature_secret;   // "" -> Vonage requests must carry ?token=url_token
+  std::string twilio_auth_token;         // "" -> Twilio routes answer 401 (no Twilio provider)
+};
+
+// Receives the events the listener decoded (core::CallUpdate or core::Keypress, call_key taken
+// from the `call` query parameter). Must be thread-safe and quick (no network I/O). For a
+// Keypress it returns the reply to speak; for a CallUpdate its return value is ignored.
+using WebhookHandler = std::function<std::optional<core::KeypressReply>(const core::Event&)>;
+
+// Routes (SPEC §5). Anything else: 404; wrong method on a route: 405. Body > 64 KiB: 413.
+// Read timeout 10 s. Authentication failure: 401, the handler is not called.
+//  POST /webhooks/vonage/event   JSON; `status` -> CallProgress (started/ringing -> ringing,
+//        answered, human, machine, completed, busy, cancelled, failed, rejected, timeout,
+//        unanswered; others ignored); the call id is `uuid` or, for human/machine, `call_uuid`.
+//        200 empty.
+//  POST /webhooks/vonage/input   JSON {dtmf:{digits,timed_out}, uuid}; digits null/"" -> "".
+//        200 with an NCCO (application/json): acknowledged/escalated/no_input/unknown_call ->
+//        vonage_ncco_say(reply.text); repeat_prompt -> vonage_ncco(reply.text, true, same URL).
+//  POST /webhooks/twilio/status  form; CallStatus (+AnsweredBy) -> CallProgress. 200 empty.
+//  POST /webhooks/twilio/gather  form Digits -> Keypress; 200 text/xml TwiML (twilio_twiml_say
+//        or twilio_twiml(reply.text, true, same URL)).
+// Vonage auth: with a signature secret, verify_vonage_webhook on the Authorization header;
+// without, the `token` query parameter must equal url_token (constant time).
+// Twilio auth: verify_twilio_signature(auth_token, public_url + path + ("?" + raw query if any),
+// form params, X-Twilio-Signature).
+// Malformed bodies after authentication: 400, handler not called.
+class WebhookListener {
+ public:
+  virtual ~WebhookListener() = default;
+  // The port actually bound (useful with port 0).
+  virtual int port() const = 0;
+  // Stops accepting and joins the server thread. Idempotent.
+  virtual void stop() = 0;
+};
+
+// Binds `listener.bind_host:bind_port` (TLS with listener.tls) and serves on a background
+// thread. Errors: io when the address cannot be bound, config when the TLS files do not load.
+core::Result<std::unique_ptr<WebhookListener>> start_listener(const core::Listener& listener,
+                                                              WebhookSecrets secrets,
+                                                              WebhookHandler handler);
+
+}  // namespace scout::adapters
