@@ -10,6 +10,7 @@
 
 #include "scout/app/check.hpp"
 #include "scout/app/logging.hpp"
+#include "scout/app/run.hpp"
 #include "scout/app/validate.hpp"
 
 #ifndef SCOUT_VERSION
@@ -79,6 +80,29 @@ int run_cli(int argc, char** argv) {
   validate_cmd->callback([&] {
     start_logging();
     result = run_validate(validate_config, std::cout, std::cerr); });
+
+  RunOptions run;
+  auto* run_cmd = app.add_subcommand(
+      "run", "the service: poll, raise alarms, call and text, listen for call webhooks");
+  run_cmd->add_option("--config", run.config_path, "config file");
+  run_cmd->add_option("--state", run.state_path, "state file (default: the config's state_file)");
+  run_cmd->add_flag("--once", run.once, "run exactly one tick and exit (cron mode)");
+  run_cmd->callback([&] {
+    start_logging();
+    result = run_service(run, std::cout);
+  });
+
+  NotifyOptions notify;
+  auto* notify_cmd = app.add_subcommand(
+      "notify", "place one test call or SMS through the configured providers");
+  notify_cmd->add_option("--config", notify.config_path, "config file");
+  notify_cmd->add_option("--to", notify.to, "E.164 number, e.g. +14155550100")->required();
+  notify_cmd->add_option("--channel", notify.channel, "call|sms")->required();
+  notify_cmd->add_option("--text", notify.text, "what to say or write");
+  notify_cmd->callback([&] {
+    start_logging();
+    result = run_notify(notify, std::cout, std::cout);
+  });
 
   try {
     app.parse(argc, argv);

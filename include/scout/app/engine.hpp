@@ -1,0 +1,54 @@
+#pragma once
+// The engine of `scout run` (SPEC §4, §6): owns the alarm state, applies events to the pure
+// machine (core::step) under one mutex, saves the state after every change, writes the journal
+// and logs every transition. Thread-safe: the poll loop, the webhook listener and the workers
+// that talk to providers all call apply(); none of them holds the lock during network I/O.
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "scout/adapters/state_store.hpp"
+#include "scout/core/alarm.hpp"
+#include "scout/core/config.hpp"
+
+namespace scout::app {
+
+class Engine {
+ public:
+  // `config` is the machine's view of the config (the caller has already set ack: answer when
+  // there is no listener). `store` and `journal` must outlive the engine.
+  Engine(core::Config config, core::State state, const adapters::StateStore& store,
+         adapters::Journal& journal);
+
+  struct Applied {
+    std::vector<core::Action> outbound;  // PlaceCall and SendSms to carry out, in order
+    std::optional<core::KeypressReply> reply;
+  };
+
+  // Applies `event` at `now`: core::step, then (when the state changed) StateStore::save, then
+  // one journal line and one log line per JournalEntry (info/warn/error as the entry says). A
+  // failed save or journal write is logged at error level and does not stop scout: the state
+  // in memory stays authoritative and the next change tries again.
+  Applied apply(const core::Event& event, core::TimePoint now);
+
+  // A copy of the current state.
+  core::State state() const;
+  // core::next_due of the current state.
+  std::optional<core::TimePoint> next_due() const;
+  // Saves the current state unconditionally (at shutdown). Errors as StateStore::save.
+  core::Status save() const;
+  const core::Config& config() const { return config_; }
+
+ private:
+  mutable std::mutex mutex_;
+  const core::Config config_;
+  core::State state_;
+  const adapters::StateStore& store_;
+  adapters::Journal& journal_;
+};
+
+// Logs one journal entry through spdlog at its level ("alarm_raised patient=Alice alarm=a3
+// kind=urgent_low ..."). Phone numbers in entries are already masked by the machine.
+void log_journal_entry(const core::JournalEntry& entry);
+
+}  // namespace scout::app

@@ -1,0 +1,86 @@
+#include "scout/app/engine.hpp"
+
+#include <string>
+#include <utility>
+
+#include <spdlog/spdlog.h>
+
+namespace scout::app {
+
+void log_journal_entry(const core::JournalEntry& entry) {
+  std::string text = entry.type;
+  if (!entry.patient.empty()) {
+    text += " patient=";
+    text += entry.patient;
+  }
+  if (!entry.alarm_id.empty()) {
+    text += " alarm=";
+    text += entry.alarm_id;
+  }
+  for (const auto& [key, value] : entry.fields) {
+    text += ' ';
+    text += key;
+    text += '=';
+    const bool quote = value.find(' ') != std::string::npos;
+    if (quote) text += '"';
+    text += value;
+    if (quote) text += '"';
+  }
+  switch (entry.level) {
+    case core::JournalEntry::Level::info:
+      spdlog::info("{}", text);
+      break;
+    case core::JournalEntry::Level::warn:
+      spdlog::warn("{}", text);
+      break;
+    case core::JournalEntry::Level::error:
+      spdlog::error("{}", text);
+      break;
+  }
+}
+
+Engine::Engine(core::Config config, core::State state, const adapters::StateStore& store,
+               adapters::Journal& journal)
+    : config_(std::move(config)), state_(std::move(state)), store_(store), journal_(journal) {}
+
+Engine::Applied Engine::apply(const core::Event& event, core::TimePoint now) {
+  const std::lock_guard lock{mutex_};
+  core::Transition transition = core::step(config_, state_, event, now);
+  const bool changed = !(transition.state == state_);
+  state_ = std::move(transition.state);
+  if (changed) {
+    if (auto saved = store_.save(state_); !saved) {
+      spdlog::error("cannot save the state: {}", saved.error().message);
+    }
+  }
+  Applied applied;
+  applied.reply = std::move(transition.reply);
+  for (auto& action : transition.actions) {
+    if (const auto* entry = std::get_if<core::JournalEntry>(&action)) {
+      log_journal_entry(*entry);
+      if (auto written = journal_.append(*entry); !written) {
+        spdlog::error("cannot write the journal: {}", written.error().message);
+      }
+    } else {
+      applied.outbound.push_back(std::move(action));
+    }
+  }
+  return applied;
+}
+
+core::State Engine::state() const {
+  const std::lock_guard lock{mutex_};
+  return state_;
+}
+
+std::optional<core::TimePoint> Engine::next_due() const {
+  const std::lock_guard lock{mutex_};
+  return core::next_due(config_, state_);
+}
+
+core::Status Engine::save() const {
+  const std::lock_guard lock{mutex_};
+  return store_.save(state_);
+}
+
+}  // namespace scout::app

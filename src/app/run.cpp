@@ -1,0 +1,615 @@
+#include "scout/app/run.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <curl/curl.h>
+#include <spdlog/spdlog.h>
+
+#include "scout/adapters/crypto.hpp"
+#include "scout/adapters/listener.hpp"
+#include "scout/adapters/nightscout.hpp"
+#include "scout/adapters/providers.hpp"
+#include "scout/adapters/state_store.hpp"
+#include "scout/adapters/timezone.hpp"
+#include "scout/adapters/yaml_config.hpp"
+#include "scout/app/cli.hpp"
+#include "scout/app/engine.hpp"
+#include "scout/core/evaluate.hpp"
+#include "scout/core/message.hpp"
+#include "scout/core/redact.hpp"
+
+namespace scout::app {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+core::TimePoint clock_now() {
+  return std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+}
+
+// Without a listener, calls in flight are polled this often (console outcomes, real providers).
+constexpr auto k_call_poll_every = 5s;
+// With a listener, a call still not final this long after it was placed is polled as well, in
+// case its webhooks never arrive (a wrong public_url, a proxy down).
+constexpr auto k_webhook_grace = 90s;
+// Worker threads carrying out calls and SMS: a provider retrying with backoff must not hold up
+// the SMS to a contact.
+constexpr int k_workers = 3;
+
+// Loads the config as `scout validate` would report it; nullopt after printing the problems.
+std::optional<core::Config> load_config_or_report(const std::string& config_path,
+                                                  std::ostream& err) {
+  const auto env = adapters::system_config_environment();
+  const auto path = config_path.empty() ? adapters::default_config_path(env) : config_path;
+  auto load = adapters::load_config(path, env);
+  for (const auto& problem : load.problems) err << problem.to_string() << "\n";
+  if (!load.config) {
+    err << "scout: the config " << path << " is not valid (" << load.problems.size()
+        << " problem(s))\n";
+    return std::nullopt;
+  }
+  for (const auto& warning : load.warnings) {
+    spdlog::warn("config: {}", warning.to_string());
+  }
+  return std::move(load.config);
+}
+
+// One GET with libcurl (heartbeat_url). Errors: network / http_status, never the URL's path
+// (a heartbeat URL is a secret of sorts).
+core::Status http_get(const std::string& url, core::Duration timeout) {
+  CURL* easy = curl_easy_init();
+  if (easy == nullptr) return core::fail(core::ErrorKind::internal, "curl_easy_init failed");
+  curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+  curl_easy_setopt(easy, CURLOPT_NOBODY, 0L);
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION,
+                   +[](char*, size_t size, size_t count, void*) -> size_t { return size * count; });
+  const CURLcode code = curl_easy_perform(easy);
+  long status = 0;
+  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(easy);
+  if (code != CURLE_OK) {
+    return core::fail(core::ErrorKind::network, std::string("heartbeat: ") + curl_easy_strerror(code));
+  }
+  if (status < 200 || status > 299) {
+    return core::fail(core::ErrorKind::http_status,
+                      "heartbeat: HTTP " + std::to_string(status));
+  }
+  return {};
+}
+
+// Carries out PlaceCall / SendSms on worker threads and feeds each result back to the engine.
+class Dispatcher {
+ public:
+  Dispatcher(Engine& engine, adapters::ProviderChain& chain, std::function<void()> on_change)
+      : engine_(engine), chain_(chain), on_change_(std::move(on_change)) {
+    for (int i = 0; i < k_workers; ++i) threads_.emplace_back([this] { work(); });
+  }
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+  ~Dispatcher() { stop(); }
+
+  void submit(std::vector<core::Action> actions) {
+    if (actions.empty()) return;
+    {
+      const std::lock_guard lock{mutex_};
+      for (auto& action : actions) queue_.push_back(std::move(action));
+    }
+    work_cv_.notify_all();
+  }
+
+  // Waits until every submitted action (and what its results caused) has been carried out.
+  void drain() {
+    std::unique_lock lock{mutex_};
+    idle_cv_.wait(lock, [this] { return queue_.empty() && busy_ == 0; });
+  }
+
+  void stop() {
+    {
+      const std::lock_guard lock{mutex_};
+      if (stopping_) return;
+      stopping_ = true;
+    }
+    work_cv_.notify_all();
+    for (auto& thread : threads_) thread.join();
+  }
+
+ private:
+  void work() {
+    for (;;) {
+      core::Action action;
+      {
+        std::unique_lock lock{mutex_};
+        work_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping, nothing left
+        action = std::move(queue_.front());
+        queue_.pop_front();
+        ++busy_;
+      }
+      carry_out(action);
+      {
+        const std::lock_guard lock{mutex_};
+        --busy_;
+      }
+      idle_cv_.notify_all();
+      if (on_change_) on_change_();
+    }
+  }
+
+  void carry_out(const core::Action& action) {
+    Engine::Applied applied;
+    if (const auto* call = std::get_if<core::PlaceCall>(&action)) {
+      adapters::CallRequest request{call->call_key, call->to, call->text, call->gather};
+      const auto sent = chain_.place_call(request);
+      if (sent) {
+        applied = engine_.apply(core::CallPlaced{call->call_key, sent->provider, sent->id},
+                                clock_now());
+      } else {
+        applied = engine_.apply(core::CallNotPlaced{call->call_key, sent.error().message},
+                                clock_now());
+      }
+    } else if (const auto* sms = std::get_if<core::SendSms>(&action)) {
+      const auto sent = chain_.send_sms(sms->to, sms->text);
+      core::SmsResult result;
+      result.sms_key = sms->sms_key;
+      result.patient = sms->patient;
+      result.alarm_id = sms->alarm_id;
+      result.to = sms->to;
+      result.sent = static_cast<bool>(sent);
+      if (sent) {
+        result.provider = sent->provider;
+      } else {
+        result.error = sent.error().message;
+      }
+      applied = engine_.apply(result, clock_now());
+    }
+    submit(std::move(applied.outbound));
+  }
+
+  Engine& engine_;
+  adapters::ProviderChain& chain_;
+  std::function<void()> on_change_;
+  std::mutex mutex_;
+  std::condition_variable work_cv_;
+  std::condition_variable idle_cv_;
+  std::deque<core::Action> queue_;
+  int busy_ = 0;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+// SIGTERM / SIGINT, received by a dedicated thread with sigtimedwait (the signals are blocked in
+// every other thread), so that stopping is an ordinary flag and condition variable.
+class SignalWatcher {
+ public:
+  explicit SignalWatcher(std::function<void(int)> on_signal) : on_signal_(std::move(on_signal)) {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGTERM);
+    sigaddset(&set_, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+    thread_ = std::thread([this] {
+      while (!done_) {
+        timespec wait{0, 200'000'000};
+        const int sig = sigtimedwait(&set_, nullptr, &wait);
+        if (sig > 0) on_signal_(sig);
+      }
+    });
+  }
+  SignalWatcher(const SignalWatcher&) = delete;
+  SignalWatcher& operator=(const SignalWatcher&) = delete;
+  ~SignalWatcher() {
+    done_ = true;
+    thread_.join();
+  }
+
+ private:
+  sigset_t set_{};
+  std::function<void(int)> on_signal_;
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+// A call to poll: which provider placed it and its id.
+struct InFlight {
+  std::string key;
+  std::string provider;
+  std::string call_id;
+  core::TimePoint placed_at{};
+};
+
+std::vector<InFlight> calls_in_flight(const core::State& state) {
+  std::vector<InFlight> calls;
+  for (const auto& [name, patient] : state.patients) {
+    for (const auto* alarm : {&patient.glucose, &patient.data}) {
+      if (!alarm->has_value()) continue;
+      for (const auto& call : (*alarm)->calls) {
+        if (!call.call_id.empty() && !call.provider.empty() && !core::is_final(call.progress)) {
+          calls.push_back({call.key, call.provider, call.call_id, call.placed_at});
+        }
+      }
+    }
+  }
+  return calls;
+}
+
+class Service {
+ public:
+  Service(const core::Config& config, const RunOptions& options, std::ostream& console_out)
+      : config_(config), options_(options), console_out_(console_out) {}
+
+  int run();
+
+ private:
+  void wake() {
+    {
+      const std::lock_guard lock{wake_mutex_};
+      woken_ = true;
+    }
+    wake_cv_.notify_all();
+  }
+  void tick();
+  void poll_calls(bool only_overdue);
+  void apply(const core::Event& event) {
+    auto applied = engine_->apply(event, clock_now());
+    dispatcher_->submit(std::move(applied.outbound));
+  }
+
+  const core::Config& config_;
+  const RunOptions& options_;
+  std::ostream& console_out_;
+  bool listening_ = false;
+  std::unique_ptr<adapters::StateStore> store_;
+  std::unique_ptr<adapters::Journal> journal_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<adapters::ProviderChain> chain_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+  std::mutex wake_mutex_;
+  std::condition_variable wake_cv_;
+  bool woken_ = false;
+  std::atomic<bool> stop_{false};
+  // Patients whose Nightscout answered 401/403 in the current streak (logged once per streak).
+  std::map<std::string, bool> reported_failure_;
+};
+
+void Service::tick() {
+  const core::State state = engine_->state();
+  std::vector<core::NightscoutSite> sites;
+  for (const auto& patient : config_.patients) sites.push_back(patient.nightscout);
+  auto fetched = adapters::fetch_all(sites, config_.poll.timeout);
+  const core::TimePoint now = clock_now();
+  const core::Config& machine_config = engine_->config();
+  for (std::size_t i = 0; i < config_.patients.size(); ++i) {
+    const auto& patient = machine_config.patients[i];
+    core::PollOutcome outcome;
+    std::optional<core::TimePoint> failing_since;
+    if (const auto it = state.patients.find(patient.name); it != state.patients.end()) {
+      failing_since = it->second.failing_since;
+    }
+    if (fetched[i]) {
+      outcome.entries = std::move(*fetched[i]);
+      if (reported_failure_[patient.name]) {
+        spdlog::info("Nightscout of {} answers again", patient.name);
+      }
+      reported_failure_[patient.name] = false;
+    } else {
+      const auto& error = fetched[i].error();
+      outcome.error = error;
+      outcome.failing_since = failing_since.value_or(now);
+      // SPEC §3: a 401/403 is logged once per streak at error level.
+      if (!reported_failure_[patient.name]) {
+        if (error.kind == core::ErrorKind::auth) {
+          spdlog::error("Nightscout of {} refuses scout's credentials (check the token or "
+                        "api_secret): {}", patient.name, error.message);
+        } else {
+          spdlog::warn("cannot read the Nightscout of {}: {}", patient.name, error.message);
+        }
+        reported_failure_[patient.name] = true;
+      } else {
+        spdlog::debug("cannot read the Nightscout of {}: {}", patient.name, error.message);
+      }
+    }
+    const auto minute = adapters::local_minute_of_day(patient.timezone, now);
+    const auto assessment =
+        core::evaluate(outcome, patient.settings, now, minute ? *minute : 0);
+    std::string since_local;
+    if (assessment.status_code_since) {
+      since_local = adapters::local_hhmm(patient.timezone, *assessment.status_code_since);
+    } else if (outcome.failing_since) {
+      since_local = adapters::local_hhmm(patient.timezone, *outcome.failing_since);
+    }
+    core::PatientAssessed event;
+    event.patient = patient.name;
+    event.assessment = assessment;
+    if (assessment.glucose) {
+      event.glucose_message = core::alarm_message(patient.name, *assessment.glucose, assessment,
+                                                  patient.settings, config_.units, since_local);
+    }
+    if (assessment.data) {
+      event.data_message = core::alarm_message(patient.name, *assessment.data, assessment,
+                                               patient.settings, config_.units, since_local);
+    }
+    if (assessment.latest) {
+      spdlog::debug("{}: {} mg/dL {} age {}", patient.name, assessment.latest->sgv,
+                    assessment.latest->direction, core::format_age(*assessment.age));
+    }
+    apply(event);
+  }
+  if (!config_.heartbeat_url.empty()) {
+    if (auto pinged = http_get(config_.heartbeat_url, config_.poll.timeout); !pinged) {
+      spdlog::warn("{}", pinged.error().message);
+    }
+  }
+}
+
+// Asks the providers about calls in flight and applies what they say. `only_overdue`: only calls
+// placed more than k_webhook_grace ago (with a listener, webhooks normally tell).
+void Service::poll_calls(bool only_overdue) {
+  const auto now = clock_now();
+  for (const auto& call : calls_in_flight(engine_->state())) {
+    if (only_overdue && now - call.placed_at < k_webhook_grace) continue;
+    const auto status = chain_->poll_call(call.provider, call.call_id);
+    if (!status) {
+      spdlog::warn("cannot ask {} about call {}: {}", call.provider, call.key,
+                   status.error().error.message);
+      continue;
+    }
+    if (!status->digits.empty()) {
+      apply(core::Keypress{call.key, call.call_id, status->digits});
+    }
+    // A call resource that says `completed` was answered (an unanswered call ends as
+    // unanswered, busy, timeout, ...); polling may never have seen it in progress.
+    if (status->progress == core::CallProgress::completed) {
+      apply(core::CallUpdate{call.key, call.call_id, core::CallProgress::answered, "polled"});
+    }
+    if (status->progress != core::CallProgress::ringing) {
+      apply(core::CallUpdate{call.key, call.call_id, status->progress, status->detail});
+    }
+  }
+}
+
+int Service::run() {
+  // First, before any thread exists: every thread inherits the blocked SIGTERM/SIGINT.
+  SignalWatcher signals([this](int sig) {
+    spdlog::info("{} received: finishing the tick, saving the state, exiting",
+                 sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    stop_ = true;
+    wake();
+  });
+  listening_ = config_.listener.has_value() && !options_.once;
+  const std::string state_path = options_.state_path.empty() ? config_.state_file
+                                                             : options_.state_path;
+  store_ = std::make_unique<adapters::StateStore>(state_path);
+  auto loaded = store_->load();
+  if (!loaded) {
+    spdlog::error("cannot use the state file: {}", loaded.error().message);
+    return k_exit_fatal;
+  }
+  if (loaded->problem) {
+    spdlog::error("{}; it was moved to {} and scout starts with a clean state",
+                  *loaded->problem, loaded->moved_to);
+  }
+  core::State state = std::move(loaded->state);
+  if (state.webhook_token.empty()) state.webhook_token = adapters::random_hex(16);
+  if (auto saved = store_->save(state); !saved) {
+    spdlog::error("cannot write the state file: {}", saved.error().message);
+    return k_exit_fatal;
+  }
+  journal_ = std::make_unique<adapters::Journal>(config_.journal_file);
+
+  // The machine's view of the config: without a listener nobody can press a key, so answering
+  // a call is the acknowledgement (SPEC §4.2).
+  core::Config machine_config = config_;
+  if (!listening_) {
+    for (auto& patient : machine_config.patients) patient.settings.ack = core::AckMode::answer;
+  }
+
+  const core::Provider* vonage = nullptr;
+  const core::Provider* twilio = nullptr;
+  for (const auto& provider : config_.providers) {
+    if (provider.type == core::ProviderType::vonage && vonage == nullptr) vonage = &provider;
+    if (provider.type == core::ProviderType::twilio && twilio == nullptr) twilio = &provider;
+  }
+  std::optional<adapters::WebhookBase> webhooks;
+  if (listening_) {
+    webhooks = adapters::WebhookBase{config_.listener->public_url, ""};
+    if (vonage != nullptr && vonage->signature_secret.empty()) {
+      webhooks->token = state.webhook_token;
+    }
+  }
+  chain_ = std::make_unique<adapters::ProviderChain>(
+      adapters::make_providers(config_, webhooks, adapters::HttpSettings{}, console_out_),
+      adapters::RetryPolicy{}, [](std::chrono::milliseconds wait) { std::this_thread::sleep_for(wait); });
+
+  engine_ = std::make_unique<Engine>(std::move(machine_config), state, *store_, *journal_);
+  dispatcher_ = std::make_unique<Dispatcher>(*engine_, *chain_, [this] { wake(); });
+
+  std::unique_ptr<adapters::WebhookListener> listener;
+  if (listening_) {
+    adapters::WebhookSecrets secrets;
+    secrets.public_url = config_.listener->public_url;
+    secrets.url_token = state.webhook_token;
+    secrets.vonage_signature_secret = vonage != nullptr ? vonage->signature_secret : "";
+    secrets.twilio_auth_token = twilio != nullptr ? twilio->auth_token : "";
+    auto started = adapters::start_listener(
+        *config_.listener, secrets, [this](const core::Event& event) {
+          auto applied = engine_->apply(event, clock_now());
+          dispatcher_->submit(std::move(applied.outbound));
+          wake();
+          return applied.reply;
+        });
+    if (!started) {
+      spdlog::error("cannot start the webhook listener: {}", started.error().message);
+      dispatcher_->stop();
+      return started.error().kind == core::ErrorKind::config ? k_exit_config : k_exit_fatal;
+    }
+    listener = std::move(*started);
+    spdlog::info("listening for webhooks on {}://{}:{} (public URL {})",
+                 config_.listener->tls ? "https" : "http", config_.listener->bind_host,
+                 listener->port(), config_.listener->public_url);
+  } else if (config_.listener && options_.once) {
+    spdlog::info("--once: no webhook listener; call outcomes are asked from the provider and "
+                 "answering a call acknowledges it");
+  }
+
+  std::string provider_names;
+  for (const auto& provider : config_.providers) {
+    if (!provider_names.empty()) provider_names += ", ";
+    provider_names += core::to_string(provider.type);
+  }
+  spdlog::info("scout {} watching {} patient(s) every {}; providers: {}; state {}",
+               options_.once ? "--once" : "run", config_.patients.size(),
+               core::format_duration(config_.poll.interval), provider_names, state_path);
+
+  if (options_.once) {
+    // Cron mode: learn what became of earlier calls, poll everyone once, carry everything out.
+    poll_calls(false);
+    dispatcher_->drain();
+    tick();
+    dispatcher_->drain();
+    apply(core::Tick{});
+    dispatcher_->drain();
+    dispatcher_->stop();
+    if (auto saved = engine_->save(); !saved) {
+      spdlog::error("cannot save the state: {}", saved.error().message);
+      return k_exit_fatal;
+    }
+    return k_exit_ok;
+  }
+
+  auto next_poll = clock_now();
+  auto last_call_poll = clock_now();
+  bool ready = false;
+  while (!stop_) {
+    const auto now = clock_now();
+    if (now >= next_poll) {
+      if (listening_) poll_calls(true);
+      tick();
+      if (!ready) {
+        sd_notify_send("READY=1");
+        ready = true;
+      }
+      sd_notify_send("WATCHDOG=1");
+      next_poll += config_.poll.interval;
+      if (next_poll <= clock_now()) next_poll = clock_now() + config_.poll.interval;
+    }
+    if (!listening_ && clock_now() - last_call_poll >= k_call_poll_every) {
+      poll_calls(false);
+      last_call_poll = clock_now();
+    }
+    if (const auto due = engine_->next_due(); due && clock_now() >= *due) {
+      apply(core::Tick{});
+    }
+    // Sleep until the next poll, the next due time, or a wake-up; at most 1 s at a time so
+    // that a wall-clock jump cannot stall the loop.
+    auto wake_at = next_poll;
+    if (const auto due = engine_->next_due(); due) wake_at = std::min(wake_at, *due);
+    if (!listening_ && !calls_in_flight(engine_->state()).empty()) {
+      wake_at = std::min(wake_at, last_call_poll + std::chrono::duration_cast<core::Duration>(
+                                                       k_call_poll_every));
+    }
+    const auto wait = std::clamp<core::Duration>(wake_at - clock_now(), 0ms, 1000ms);
+    std::unique_lock lock{wake_mutex_};
+    wake_cv_.wait_for(lock, wait, [this] { return woken_ || stop_.load(); });
+    woken_ = false;
+  }
+
+  sd_notify_send("STOPPING=1");
+  if (listener) listener->stop();
+  dispatcher_->drain();
+  dispatcher_->stop();
+  if (auto saved = engine_->save(); !saved) {
+    spdlog::error("cannot save the state: {}", saved.error().message);
+    return k_exit_fatal;
+  }
+  spdlog::info("state saved to {}; bye", state_path);
+  return k_exit_ok;
+}
+
+}  // namespace
+
+void sd_notify_send(const std::string& state) {
+  const char* socket_path = std::getenv("NOTIFY_SOCKET");
+  if (socket_path == nullptr || socket_path[0] == '\0') return;
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  const std::size_t length = std::strlen(socket_path);
+  if (length >= sizeof(address.sun_path)) return;
+  std::memcpy(address.sun_path, socket_path, length);
+  if (address.sun_path[0] == '@') address.sun_path[0] = '\0';  // abstract namespace
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  const auto size = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + length);
+  if (::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL,
+               reinterpret_cast<const sockaddr*>(&address), size) < 0) {
+    spdlog::debug("sd_notify {}: {}", state, std::strerror(errno));
+  }
+  ::close(fd);
+}
+
+int run_service(const RunOptions& options, std::ostream& console_out) {
+  const auto config = load_config_or_report(options.config_path, std::cerr);
+  if (!config) return k_exit_config;
+  Service service(*config, options, console_out);
+  return service.run();
+}
+
+int run_notify(const NotifyOptions& options, std::ostream& out, std::ostream& console_out) {
+  if (!core::is_e164(options.to)) {
+    std::cerr << "scout notify: --to must be an E.164 number like +14155550100, got '"
+              << options.to << "'\n";
+    return k_exit_usage;
+  }
+  if (options.channel != "call" && options.channel != "sms") {
+    std::cerr << "scout notify: --channel must be call or sms, got '" << options.channel << "'\n";
+    return k_exit_usage;
+  }
+  const auto config = load_config_or_report(options.config_path, std::cerr);
+  if (!config) return k_exit_config;
+  adapters::ProviderChain chain(
+      adapters::make_providers(*config, std::nullopt, adapters::HttpSettings{}, console_out),
+      adapters::RetryPolicy{}, [](std::chrono::milliseconds wait) { std::this_thread::sleep_for(wait); });
+  core::Result<adapters::Sent> sent;
+  if (options.channel == "call") {
+    const std::string text = options.text.empty()
+                                 ? "This is a test call from scout. Calls work."
+                                 : options.text;
+    sent = chain.place_call(adapters::CallRequest{"notify", options.to, text, false});
+  } else {
+    const std::string text =
+        options.text.empty() ? "scout: this is a test message. SMS work." : options.text;
+    sent = chain.send_sms(options.to, text);
+  }
+  if (!sent) {
+    std::cerr << "scout notify: every provider failed: " << sent.error().message << "\n";
+    return k_exit_fatal;
+  }
+  out << (options.channel == "call" ? "call" : "SMS") << " to " << core::mask_phone(options.to)
+      << " accepted by " << sent->provider << " (id " << sent->id << ")\n";
+  return k_exit_ok;
+}
+
+}  // namespace scout::app

@@ -1,0 +1,145 @@
+// The engine of `scout run` (app/engine): the machine's result is saved before any action is
+// handed out, every journal entry reaches the journal file, and an unchanged state is not
+// rewritten.
+
+#include <catch2/catch.hpp>
+
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "scout/app/engine.hpp"
+
+using namespace scout;
+
+namespace {
+
+class TempDirectory {
+ public:
+  TempDirectory() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "scout-engine-XXXXXX").string();
+    REQUIRE(mkdtemp(pattern.data()) != nullptr);
+    path_ = pattern;
+  }
+  ~TempDirectory() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDirectory(const TempDirectory&) = delete;
+  TempDirectory& operator=(const TempDirectory&) = delete;
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+core::Config one_patient() {
+  core::Config config;
+  core::Patient alice;
+  alice.name = "Alice";
+  alice.phone = "+33612345678";
+  alice.contacts = {{"Bob", "+33687654321"}};
+  alice.settings.escalation.urgent = {{std::chrono::seconds{0}, {"patient"}, {}},
+                                      {std::chrono::minutes{5}, {"contacts"}, {"contacts"}}};
+  alice.settings.escalation.warning = alice.settings.escalation.urgent;
+  config.patients = {alice};
+  return config;
+}
+
+const core::TimePoint k_now{std::chrono::milliseconds{1'763'780'000'000}};
+
+core::PatientAssessed urgent_low(int sgv) {
+  core::PatientAssessed event;
+  event.patient = "Alice";
+  auto& a = event.assessment;
+  a.latest = core::Entry{k_now - std::chrono::minutes{1}, sgv, "SingleDown"};
+  a.age = std::chrono::minutes{1};
+  a.glucose = core::Alarm{core::AlarmKind::urgent_low, core::Severity::urgent};
+  event.glucose_message = "Alice: URGENT LOW, " + std::to_string(sgv) + " mg/dL, falling.";
+  return event;
+}
+
+std::vector<nlohmann::json> journal_lines(const std::string& path) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+}  // namespace
+
+TEST_CASE("engine saves the state before handing out the call, and journals it", "[app][engine]") {
+  TempDirectory dir;
+  adapters::StateStore store(dir.file("state.json"));
+  adapters::Journal journal(dir.file("journal.jsonl"));
+  app::Engine engine(one_patient(), core::State{}, store, journal);
+
+  const auto applied = engine.apply(urgent_low(48), k_now);
+
+  REQUIRE(applied.outbound.size() == 1);
+  const auto* call = std::get_if<core::PlaceCall>(&applied.outbound[0]);
+  REQUIRE(call != nullptr);
+  CHECK(call->to == "+33612345678");
+  // The saved state already knows about the call: a crash right now cannot repeat it.
+  const auto loaded = store.load();
+  REQUIRE(loaded);
+  CHECK_FALSE(loaded->problem);
+  CHECK(loaded->state == engine.state());
+  const auto& alarm = loaded->state.patients.at("Alice").glucose;
+  REQUIRE(alarm);
+  REQUIRE(alarm->calls.size() == 1);
+  CHECK(alarm->calls[0].key == call->call_key);
+
+  const auto lines = journal_lines(dir.file("journal.jsonl"));
+  REQUIRE_FALSE(lines.empty());
+  std::vector<std::string> types;
+  for (const auto& line : lines) types.push_back(line.at("type"));
+  CHECK(std::find(types.begin(), types.end(), "alarm_raised") != types.end());
+  CHECK(std::find(types.begin(), types.end(), "call") != types.end());
+  for (const auto& line : lines) {
+    // Phone numbers never appear unmasked in the journal.
+    CHECK(line.dump().find("33612345678") == std::string::npos);
+  }
+}
+
+TEST_CASE("engine does not rewrite an unchanged state", "[app][engine]") {
+  TempDirectory dir;
+  adapters::StateStore store(dir.file("state.json"));
+  adapters::Journal journal(dir.file("journal.jsonl"));
+  app::Engine engine(one_patient(), core::State{}, store, journal);
+  engine.apply(urgent_low(48), k_now);
+  struct stat before {};
+  REQUIRE(::stat(dir.file("state.json").c_str(), &before) == 0);
+  std::filesystem::remove(dir.file("state.json"));
+
+  // A Tick with nothing due changes nothing, so nothing is written.
+  const auto applied = engine.apply(core::Tick{}, k_now + std::chrono::seconds{1});
+  CHECK(applied.outbound.empty());
+  CHECK_FALSE(std::filesystem::exists(dir.file("state.json")));
+
+  // The next change writes it again.
+  engine.apply(core::CallPlaced{engine.state().patients.at("Alice").glucose->calls[0].key,
+                                "console", "console-1"},
+               k_now + std::chrono::seconds{2});
+  CHECK(std::filesystem::exists(dir.file("state.json")));
+}
+
+TEST_CASE("engine with an unwritable state file keeps running and still hands out actions",
+          "[app][engine]") {
+  TempDirectory dir;
+  // A directory where the file should be: every save fails.
+  std::filesystem::create_directories(dir.file("state.json"));
+  adapters::StateStore store(dir.file("state.json"));
+  adapters::Journal journal("");
+  app::Engine engine(one_patient(), core::State{}, store, journal);
+  const auto applied = engine.apply(urgent_low(48), k_now);
+  CHECK(applied.outbound.size() == 1);
+  CHECK(engine.state().patients.at("Alice").glucose.has_value());
+  CHECK_FALSE(engine.save());
+}
