@@ -279,8 +279,10 @@ class Machine {
     const CallRef ref = find_call(e.call_key, e.call_id);
     if (ref.call == nullptr) {
       unknown_call(e.call_key, e.call_id, {{"event", "keypress"}, {"digits", e.digits}});
+      // The alarm may have been replaced by a more severe one: never say that all is well.
       reply = KeypressReply{KeypressReply::Kind::unknown_call,
-                            "This alarm is no longer active. Goodbye."};
+                            "This call is out of date. Scout will call again if there is still "
+                            "an alarm. Goodbye."};
       return;
     }
     const Patient& patient = *ref.patient;
@@ -330,9 +332,21 @@ class Machine {
       const auto it = state_.patients.find(patient.name);
       if (it == state_.patients.end()) continue;
       for (auto* slot : {&it->second.glucose, &it->second.data}) {
-        if (*slot) advance(patient, **slot);
+        if (*slot) {
+          advance(patient, **slot);
+          forget_old_calls(**slot);
+        }
       }
     }
+  }
+
+  // A call that ended more than k_call_memory ago can no longer get a webhook or a keypress
+  // (calls last at most minutes) and has done its part for the escalation: drop it, so a
+  // days-long alarm does not grow the state file without bound.
+  void forget_old_calls(ActiveAlarm& alarm) {
+    std::erase_if(alarm.calls, [this](const CallRecord& call) {
+      return is_final(call.progress) && now_ - call.ended_at.value_or(call.placed_at) > k_call_memory;
+    });
   }
 
  private:
@@ -379,7 +393,13 @@ class Machine {
       for (auto* slot : {&ps.glucose, &ps.data}) {
         if (!*slot) continue;
         for (auto& call : (*slot)->calls) {
-          const bool match = key.empty() ? call.call_id == id : call.key == key;
+          bool match = key.empty() ? call.call_id == id : call.key == key;
+          // The key comes from the webhook URL, which a provider's signature does not cover:
+          // when both ids are known they must agree (a replayed or stale webhook, or a key
+          // reused after the state was reset, must not touch another call).
+          if (match && !key.empty() && !id.empty() && !call.call_id.empty() && call.call_id != id) {
+            match = false;
+          }
           if (match) return CallRef{find_patient(config_, name), &**slot, &call};
         }
       }

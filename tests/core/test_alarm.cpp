@@ -504,6 +504,27 @@ TEST_CASE(
   CHECK_FALSE(sim.glucose().snoozed_until);
 }
 
+TEST_CASE("a keypress on a call of a replaced alarm does not say that the alarm is over",
+          "[alarm]") {
+  // 3 a.m.: the LOW call rings, the next poll is URGENT LOW (replaced; the patient's new call is
+  // held back by min_call_gap), then the patient answers the LOW call and presses 1. They must
+  // not be told that all is well.
+  Sim sim;
+  sim.poll(65);
+  const auto low_call = sim.call_to(k_alice);
+  sim.at(1min);
+  sim.poll(50);
+  REQUIRE(sim.glucose().alarm == k_urgent_low);
+  CHECK(sim.journal("call_held_back").size() == 1);
+  sim.at(90s);
+  sim.press(low_call, "1");
+  REQUIRE(sim.reply);
+  CHECK(sim.reply->kind == KeypressReply::Kind::unknown_call);
+  CHECK(sim.reply->text.find("no longer active") == std::string::npos);
+  CHECK(sim.reply->text.find("call again") != std::string::npos);
+  CHECK_FALSE(sim.glucose().snoozed_until);
+}
+
 TEST_CASE("replacement follows the peak of the episode, urgent before warning, then kind order",
           "[alarm]") {
   const auto [first, second, replaced] = GENERATE(table<Alarm, Alarm, bool>({
@@ -1528,4 +1549,50 @@ TEST_CASE("resolved_message says what is over", "[alarm]") {
         "Bob: NIGHTSCOUT UNREACHABLE is over, readings are arriving again.");
   CHECK(resolved_message("Alice", k_sensor_error, std::nullopt, GlucoseUnit::mg_dl) ==
         "Alice: SENSOR ERROR is over, readings are arriving again.");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matching webhooks to calls, and forgetting old calls
+
+TEST_CASE("a webhook whose call id disagrees with the call found by its key changes nothing",
+          "[alarm]") {
+  Sim sim;
+  sim.poll(48);
+  const auto key = sim.call_to(k_alice);
+  sim.apply(CallPlaced{key, "vonage", "uuid-1"});
+  const State before = sim.state;
+  // A replayed webhook of another call (or a key reused after a state reset) carries the key in
+  // its URL but another call id: it must neither end the call nor acknowledge the alarm.
+  sim.apply(CallUpdate{key, "uuid-other", CallProgress::unanswered, ""});
+  CHECK(sim.state == before);
+  CHECK(sim.journal("unknown_call").size() == 1);
+  sim.apply(Keypress{key, "uuid-other", "1"});
+  CHECK_FALSE(sim.glucose().snoozed_until);
+  REQUIRE(sim.reply);
+  CHECK(sim.reply->kind == KeypressReply::Kind::unknown_call);
+  // The same key with the right id, or with no id, still works.
+  sim.apply(CallUpdate{key, "uuid-1", CallProgress::ringing, ""});
+  sim.apply(Keypress{key, "", "1"});
+  CHECK(sim.glucose().snoozed_until);
+}
+
+TEST_CASE("final calls are forgotten an hour after they ended; calls in flight are kept",
+          "[alarm]") {
+  Sim sim;
+  sim.poll(48);
+  const auto first = sim.call_to(k_alice);
+  sim.update(first, CallProgress::unanswered);  // ends now (t0): contacts are called at once
+  REQUIRE(sim.glucose().calls.size() == 3);
+  sim.tick(1h);
+  CHECK(sim.glucose().calls.size() >= 1);  // still remembered at exactly one hour
+  bool first_known = false;
+  for (const auto& c : sim.glucose().calls) first_known = first_known || c.key == first;
+  CHECK(first_known);
+  sim.tick(1h + 1ms);
+  for (const auto& c : sim.glucose().calls) {
+    CHECK(c.key != first);
+    // Whatever is left is either not final or ended less than an hour ago.
+    CHECK((!scout::core::is_final(c.progress) ||
+           sim.now - c.ended_at.value_or(c.placed_at) <= scout::core::k_call_memory));
+  }
 }

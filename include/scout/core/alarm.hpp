@@ -46,6 +46,8 @@ bool is_final(CallProgress progress);
 // A call that has reached no final progress this long after it was placed is taken as ended
 // (timeout, no acknowledgement), so a lost webhook never stops the escalation.
 inline constexpr Duration k_call_outcome_timeout = std::chrono::minutes{10};
+// A final call is forgotten (dropped from ActiveAlarm::calls) this long after it ended.
+inline constexpr Duration k_call_memory = std::chrono::hours{1};
 
 struct CallRecord {
   std::string key;       // scout's id for the call ("c17"), unique for the life of the state
@@ -83,7 +85,7 @@ struct ActiveAlarm {
   std::string acknowledged_by;  // label of who acknowledged ("patient", a contact name); "" if not
 
   std::vector<std::string> notified;  // E.164 numbers called or texted for this alarm, first-come
-  std::vector<CallRecord> calls;      // every call placed for this alarm
+  std::vector<CallRecord> calls;      // calls placed for this alarm (final ones kept k_call_memory)
   bool operator==(const ActiveAlarm&) const = default;
 };
 
@@ -288,6 +290,8 @@ struct Transition {
 //   acknowledges, and `completed` after `answered` (never `machine`) acknowledges. With ack:
 //   keypress only keypress '1' acknowledges. CallNotPlaced makes the call failed (error level
 //   journal). A call not final k_call_outcome_timeout after placed_at becomes timeout.
+//  Matching. A call is found by call_key; when the event also carries a call_id and the call has
+//   one, they must be equal. Final calls are dropped k_call_memory after they ended.
 //  Keypress. '1': acknowledges (if not already snoozed: snoozed_until = now + snooze,
 //   acknowledged_by = the call's label; acknowledged); reply acknowledged. '2': once per call,
 //   runs the next step of the run now (the last step again when every step has run), even when
