@@ -48,10 +48,10 @@ Engine::Applied Engine::apply(const core::Event& event, core::TimePoint now) {
   core::Transition transition = core::step(config_, state_, event, now);
   const bool changed = !(transition.state == state_);
   state_ = std::move(transition.state);
-  if (changed) {
-    if (auto saved = store_.save(state_); !saved) {
-      spdlog::error("cannot save the state: {}", saved.error().message);
-    }
+  if (changed || unsaved_) {
+    const auto saved = store_.save(state_);
+    if (!saved) spdlog::error("cannot save the state: {}", saved.error().message);
+    unsaved_ = !saved;
   }
   Applied applied;
   applied.reply = std::move(transition.reply);

@@ -57,6 +57,8 @@ constexpr auto k_webhook_grace = 90s;
 // Worker threads carrying out calls and SMS: a provider retrying with backoff must not hold up
 // the SMS to a contact.
 constexpr int k_workers = 3;
+// systemd's watchdog is fed this often (examples/scout.service: WatchdogSec=5min).
+constexpr auto k_watchdog_every = 10s;
 
 // Loads the config as `scout validate` would report it; nullopt after printing the problems.
 std::optional<core::Config> load_config_or_report(const std::string& config_path,
@@ -502,9 +504,13 @@ int Service::run() {
 
   auto next_poll = clock_now();
   auto last_call_poll = clock_now();
+  auto last_watchdog = clock_now();
   bool ready = false;
   while (!stop_) {
     const auto now = clock_now();
+    // The wall clock went back (NTP, an RTC-less board): poll now rather than wait it out.
+    if (next_poll - now > config_.poll.interval) next_poll = now;
+    if (last_call_poll > now) last_call_poll = now - k_call_poll_every;
     if (now >= next_poll) {
       if (listening_) poll_calls(true);
       tick();
@@ -512,9 +518,16 @@ int Service::run() {
         sd_notify_send("READY=1");
         ready = true;
       }
-      sd_notify_send("WATCHDOG=1");
+      sd_notify_send("WATCHDOG=1");  // SPEC §7: every tick (and every 10 s, below)
+      last_watchdog = clock_now();
       next_poll += config_.poll.interval;
       if (next_poll <= clock_now()) next_poll = clock_now() + config_.poll.interval;
+    }
+    // Every pass of the loop, not every poll: poll.interval may be longer than WatchdogSec.
+    if (const auto fed = clock_now();
+        ready && (fed - last_watchdog >= k_watchdog_every || fed < last_watchdog)) {
+      sd_notify_send("WATCHDOG=1");
+      last_watchdog = fed;
     }
     if (!listening_ && clock_now() - last_call_poll >= k_call_poll_every) {
       poll_calls(false);

@@ -143,3 +143,21 @@ TEST_CASE("engine with an unwritable state file keeps running and still hands ou
   CHECK(engine.state().patients.at("Alice").glucose.has_value());
   CHECK_FALSE(engine.save());
 }
+
+TEST_CASE("engine saves again on the next event after a failed save, even with no change",
+          "[app][engine]") {
+  TempDirectory dir;
+  std::filesystem::create_directories(dir.file("state.json"));  // saves fail while this exists
+  adapters::StateStore store(dir.file("state.json"));
+  adapters::Journal journal("");
+  app::Engine engine(one_patient(), core::State{}, store, journal);
+  engine.apply(urgent_low(48), k_now);  // the call is decided; the save fails
+  std::filesystem::remove(dir.file("state.json"));  // the disk is fine again
+
+  // Nothing changes on this Tick, but the unsaved call must reach the disk now.
+  engine.apply(core::Tick{}, k_now + std::chrono::seconds{1});
+  const auto loaded = store.load();
+  REQUIRE(loaded);
+  CHECK(loaded->state == engine.state());
+  CHECK(loaded->state.patients.at("Alice").glucose.has_value());
+}

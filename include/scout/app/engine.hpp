@@ -25,10 +25,11 @@ class Engine {
     std::optional<core::KeypressReply> reply;
   };
 
-  // Applies `event` at `now`: core::step, then (when the state changed) StateStore::save, then
-  // one journal line and one log line per JournalEntry (info/warn/error as the entry says). A
-  // failed save or journal write is logged at error level and does not stop scout: the state
-  // in memory stays authoritative and the next change tries again.
+  // Applies `event` at `now`: core::step, then (when the state changed, or an earlier save
+  // failed) StateStore::save, then one journal line and one log line per JournalEntry
+  // (info/warn/error as the entry says). A failed save or journal write is logged at error level
+  // and does not stop scout: the state in memory stays authoritative and every later event tries
+  // the save again until it succeeds.
   Applied apply(const core::Event& event, core::TimePoint now);
 
   // A copy of the current state.
@@ -43,6 +44,7 @@ class Engine {
   mutable std::mutex mutex_;
   const core::Config config_;
   core::State state_;
+  bool unsaved_ = false;  // the last save failed: save on the next event even if nothing changed
   const adapters::StateStore& store_;
   adapters::Journal& journal_;
 };

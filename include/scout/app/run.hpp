@@ -16,7 +16,7 @@ struct RunOptions {
 // --once), then loops: every poll.interval all patients are polled at once and evaluated, the
 // machine runs, calls and SMS go out through the providers on worker threads; between polls it
 // wakes when a step, repeat or snooze is due, and (without a listener) every 5 s while calls are
-// in flight to poll their status. systemd: READY=1 after the first tick, WATCHDOG=1 every tick
+// in flight to poll their status. systemd: READY=1 after the first tick, then WATCHDOG=1 every 10 s
 // (NOTIFY_SOCKET). SIGTERM/SIGINT: the tick in flight finishes, outstanding provider requests
 // complete, the state is saved, exit 0. Exit codes: 0, 64 usage, 78 config, 1 other fatal
 // (state file unusable, listener cannot bind).
