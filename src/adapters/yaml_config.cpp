@@ -1004,6 +1004,17 @@ class Loader {
     }
     if (const Entry* e = map->get("providers")) {
       parse_providers(*e, config.providers);
+      const bool has_vonage =
+          std::any_of(config.providers.begin(), config.providers.end(),
+                      [](const core::Provider& p) { return p.type == core::ProviderType::vonage; });
+      if (has_vonage && !config.listener) {
+        // Vonage reports answering machines only in its event webhooks; its call resource has no
+        // verdict, so without a listener a voicemail pickup looks like a person answering.
+        warning(e->value_pos(), "providers",
+                "vonage without a `listener`: scout learns call outcomes by polling, where "
+                "Vonage cannot tell voicemail from a person, so a call picked up by voicemail "
+                "counts as acknowledged; configure a listener (or use twilio) to avoid that");
+      }
     }
 
     core::AlarmSettings defaults;

@@ -1393,3 +1393,38 @@ TEST_CASE("broken contacts are reported once, not again through escalation targe
         std::vector<std::string>{"scout.yaml:7:16: patients[0].contacts[0]: must be a map of "
                                  "keys (name, phone), got a single value"});
 }
+
+TEST_CASE("vonage without a listener is a warning: voicemail cannot be told from a person",
+          "[adapters][config]") {
+  FakeEnvironment fake;
+  fake.vars = {{"VONAGE_KEY", k_pem}};
+  const std::string providers = R"(providers:
+  - type: vonage
+    application_id: 0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0
+    private_key: ${VONAGE_KEY}
+    api_key: k
+    api_secret: s
+    from: "+14155550100"
+patients:
+  - name: Alice
+    phone: "+33612345678"
+    nightscout: {url: https://alice.example.org}
+)";
+  const auto vonage_warnings = [](const ConfigLoad& load) {
+    std::vector<std::string> found;
+    for (const auto& m : messages(load.warnings)) {
+      if (m.find("vonage without a `listener`") != std::string::npos) found.push_back(m);
+    }
+    return found;
+  };
+  const ConfigLoad without = parse(providers, fake);
+  REQUIRE(messages(without.problems) == k_none);
+  const auto warned = vonage_warnings(without);
+  REQUIRE(warned.size() == 1);
+  CHECK(warned.front().find("scout.yaml:2:3: providers: vonage without a `listener`") == 0);
+
+  const ConfigLoad with =
+      parse("listener: {public_url: https://scout.example.org}\n" + providers, fake);
+  REQUIRE(messages(with.problems) == k_none);
+  CHECK(vonage_warnings(with).empty());
+}
