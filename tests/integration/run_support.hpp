@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -69,13 +70,27 @@ inline bool poll_until(const std::function<bool()>& pred, std::chrono::milliseco
 // destructor stops it (SIGTERM, then SIGKILL after 10 s).
 class ScoutProcess {
  public:
-  ScoutProcess(const std::vector<std::string>& args, std::string log_path)
+  // `env`: "NAME=value" entries added to (or replacing in) the test's environment.
+  ScoutProcess(const std::vector<std::string>& args, std::string log_path,
+               const std::vector<std::string>& env = {})
       : m_log_path(std::move(log_path)) {
     std::vector<std::string> argv = {k_scout};
     argv.insert(argv.end(), args.begin(), args.end());
     std::vector<char*> cargs;
     for (auto& a : argv) cargs.push_back(a.data());
     cargs.push_back(nullptr);
+    // Built before fork: the child may only make async-signal-safe calls.
+    std::vector<std::string> envs = env;
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string_view entry{*e};
+      const auto name = entry.substr(0, entry.find('=') + 1);
+      if (std::none_of(env.begin(), env.end(), [&](const std::string& x) { return x.rfind(name, 0) == 0; })) {
+        envs.emplace_back(entry);
+      }
+    }
+    std::vector<char*> cenv;
+    for (auto& e : envs) cenv.push_back(e.data());
+    cenv.push_back(nullptr);
     const int log_fd = ::open(m_log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (log_fd < 0) throw std::runtime_error("cannot open " + m_log_path);
     m_log_offset = static_cast<std::size_t>(::lseek(log_fd, 0, SEEK_END));
@@ -88,7 +103,7 @@ class ScoutProcess {
       ::dup2(log_fd, 1);
       ::dup2(log_fd, 2);
       for (int fd = 3; fd < 4096; ++fd) ::close(fd);
-      ::execv(cargs[0], cargs.data());
+      ::execve(cargs[0], cargs.data(), cenv.data());
       ::_exit(127);
     }
     ::close(log_fd);
@@ -232,6 +247,9 @@ struct ScenarioSpec {
   bool vonage_signed = true;  // signature_secret configured (else scout uses its URL token)
   std::string step1_after = "60s";  // when the contacts step is due
   std::string min_call_gap = "2m";
+  std::string repeat = "15m";     // escalation.repeat
+  bool listener = true;           // the `listener:` section
+  std::string console_answer = "";  // not empty: a console provider (never | ack | noack) last
 };
 
 // A TempDir, the glucose source, the fakes, a listener port and the config; then scout itself.
@@ -261,11 +279,13 @@ class Scenario {
     y << "units: mg/dL\n"
       << "poll: {interval: 10s, timeout: 5s}\n"
       << "state_file: " << state_path() << "\n"
-      << "journal_file: " << journal_path() << "\n"
-      << "listener:\n"
-      << "  bind: 127.0.0.1:" << listener_port << "\n"
-      << "  public_url: " << listener_url() << "\n"
-      << "providers:\n";
+      << "journal_file: " << journal_path() << "\n";
+    if (m_spec.listener) {
+      y << "listener:\n"
+        << "  bind: 127.0.0.1:" << listener_port << "\n"
+        << "  public_url: " << listener_url() << "\n";
+    }
+    y << "providers:\n";
     if (vonage) {
       const auto& o = vonage->options();
       y << "  - type: vonage\n"
@@ -285,6 +305,10 @@ class Scenario {
         << "    from: \"+14155550101\"\n"
         << "    base_url: " << twilio->base_url() << "\n";
     }
+    if (!m_spec.console_answer.empty()) {
+      y << "  - type: console\n"
+        << "    answer: " << m_spec.console_answer << "\n";
+    }
     y << "defaults:\n"
       << "  thresholds: {urgent_low: 55, low: 70, high: 250, urgent_high: 300}\n"
       << "  stale: {warn: 15m, urgent: 30m}\n"
@@ -296,7 +320,7 @@ class Scenario {
       << "    warning:\n"
       << "      - {after: 0s, call: [patient]}\n"
       << "      - {after: " << m_spec.step1_after << ", sms: [contacts]}\n"
-      << "    repeat: 15m\n"
+      << "    repeat: " << m_spec.repeat << "\n"
       << "patients:\n"
       << "  - name: Alice\n"
       << "    timezone: UTC\n"
