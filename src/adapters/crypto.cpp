@@ -18,22 +18,13 @@
 #include <random>
 #include <set>
 
+#include "scout/adapters/encoding.hpp"
+
 namespace scout::adapters {
 namespace {
 
 using core::ErrorKind;
 using nlohmann::json;
-
-std::string hex_lower(const unsigned char* bytes, std::size_t size) {
-  static constexpr char k_digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(size * 2);
-  for (std::size_t i = 0; i < size; ++i) {
-    out.push_back(k_digits[bytes[i] >> 4]);
-    out.push_back(k_digits[bytes[i] & 0x0f]);
-  }
-  return out;
-}
 
 const unsigned char* as_bytes(std::string_view text) {
   return reinterpret_cast<const unsigned char*>(text.data());
@@ -45,7 +36,7 @@ std::string digest_hex(std::string_view bytes, const EVP_MD* md) {
   if (EVP_Digest(bytes.data(), bytes.size(), digest.data(), &size, md, nullptr) != 1) {
     return {};
   }
-  return hex_lower(digest.data(), size);
+  return hex_lower(std::string_view(reinterpret_cast<const char*>(digest.data()), size));
 }
 
 std::string hmac_raw(std::string_view key, std::string_view message, const EVP_MD* md) {
@@ -219,6 +210,8 @@ core::Result<std::string> base64url_decode(std::string_view text) {
 
 std::string sha256_hex(std::string_view bytes) { return digest_hex(bytes, EVP_sha256()); }
 
+std::string sha1_hex(std::string_view bytes) { return digest_hex(bytes, EVP_sha1()); }
+
 std::string hmac_sha256(std::string_view key, std::string_view message) {
   return hmac_raw(key, message, EVP_sha256());
 }
@@ -242,7 +235,8 @@ std::string random_uuid() {
   random_bytes(bytes.data(), bytes.size());
   bytes[6] = static_cast<unsigned char>((bytes[6] & 0x0fu) | 0x40u);  // version 4
   bytes[8] = static_cast<unsigned char>((bytes[8] & 0x3fu) | 0x80u);  // RFC 4122 variant
-  const std::string hex = hex_lower(bytes.data(), bytes.size());
+  const std::string hex =
+      hex_lower(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
   std::string out;
   out.reserve(36);
   out += hex.substr(0, 8);
@@ -260,7 +254,7 @@ std::string random_uuid() {
 std::string random_hex(std::size_t bytes) {
   std::string raw(bytes, '\0');
   random_bytes(reinterpret_cast<unsigned char*>(raw.data()), raw.size());
-  return hex_lower(as_bytes(raw), raw.size());
+  return hex_lower(raw);
 }
 
 core::Result<std::string> sign_jwt_rs256(std::string_view header_json, std::string_view payload_json,

@@ -19,6 +19,7 @@
 
 #include "scout/adapters/call_script.hpp"
 #include "scout/adapters/crypto.hpp"
+#include "scout/adapters/encoding.hpp"
 
 namespace scout::adapters {
 namespace {
@@ -52,65 +53,7 @@ enum class Route { vonage_event, vonage_input, twilio_status, twilio_gather };
 
 bool is_vonage(Route route) { return route == Route::vonage_event || route == Route::vonage_input; }
 
-// Decoded application/x-www-form-urlencoded pairs (or query parameters), in wire order.
-using Form = std::vector<std::pair<std::string, std::string>>;
-
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
-// Percent-decoding with '+' as a space (WHATWG urlencoded parsing). A '%' not followed by two
-// hex digits stays as it is, as Python's unquote_plus leaves it (twilio-python validates over
-// values decoded that way).
-std::string form_decode(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c == '+') {
-      out += ' ';
-    } else if (c == '%' && i + 2 < text.size() && hex_digit(text[i + 1]) >= 0 &&
-               hex_digit(text[i + 2]) >= 0) {
-      out += static_cast<char>(hex_digit(text[i + 1]) * 16 + hex_digit(text[i + 2]));
-      i += 2;
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-// Splits on '&' (empty pieces skipped) and each piece at its first '=' ("a" alone is a="").
-Form parse_form(std::string_view text) {
-  Form form;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    std::size_t end = text.find('&', start);
-    if (end == std::string_view::npos) {
-      end = text.size();
-    }
-    const std::string_view piece = text.substr(start, end - start);
-    if (!piece.empty()) {
-      const std::size_t eq = piece.find('=');
-      if (eq == std::string_view::npos) {
-        form.emplace_back(form_decode(piece), std::string{});
-      } else {
-        form.emplace_back(form_decode(piece.substr(0, eq)), form_decode(piece.substr(eq + 1)));
-      }
-    }
-    start = end + 1;
-  }
-  return form;
-}
+using Form = FormFields;
 
 // The first value of `name`, or nullptr.
 const std::string* form_find(const Form& form, std::string_view name) {

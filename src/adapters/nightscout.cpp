@@ -1,7 +1,6 @@
 #include "scout/adapters/nightscout.hpp"
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
 #include <sys/resource.h>
 
 #include <nlohmann/json.hpp>
@@ -19,6 +18,9 @@
 #include <string_view>
 #include <thread>
 #include <utility>
+
+#include "scout/adapters/crypto.hpp"
+#include "scout/adapters/encoding.hpp"
 
 #ifdef SCOUT_VERSION
 #define SCOUT_NIGHTSCOUT_USER_AGENT "scout/" SCOUT_VERSION
@@ -103,35 +105,6 @@ std::optional<core::TimePoint> date_of(const json& record) {
   return core::TimePoint{core::Duration{static_cast<std::int64_t>(std::llround(*value))}};
 }
 
-std::string hex_lower(const unsigned char* bytes, std::size_t size) {
-  static constexpr char k_digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(size * 2);
-  for (std::size_t i = 0; i < size; ++i) {
-    out.push_back(k_digits[bytes[i] >> 4]);
-    out.push_back(k_digits[bytes[i] & 0x0f]);
-  }
-  return out;
-}
-
-// Percent-encodes everything but RFC 3986 unreserved characters.
-std::string url_encode(std::string_view text) {
-  static constexpr char k_digits[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(text.size());
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (std::isalnum(byte) != 0 || c == '-' || c == '.' || c == '_' || c == '~') {
-      out.push_back(c);
-    } else {
-      out.push_back('%');
-      out.push_back(k_digits[byte >> 4]);
-      out.push_back(k_digits[byte & 0x0f]);
-    }
-  }
-  return out;
-}
-
 std::string base_url(const core::NightscoutSite& site) {
   std::string url = site.url;
   while (!url.empty() && url.back() == '/') {
@@ -178,7 +151,7 @@ void scrub(std::string& text, const std::string& secret) {
 std::string scrubbed(std::string text, const core::NightscoutSite& site) {
   scrub(text, site.token);
   if (!site.token.empty()) {
-    scrub(text, url_encode(site.token));
+    scrub(text, percent_encode(site.token));
   }
   if (!site.api_secret.empty()) {
     scrub(text, site.api_secret);
@@ -451,16 +424,12 @@ Result<std::vector<Entry>> parse_entries(const std::string& body) {
 }
 
 std::string api_secret_header_value(const std::string& secret) {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int size = 0;
-  if (EVP_Digest(secret.data(), secret.size(), digest.data(), &size, EVP_sha1(), nullptr) != 1) {
-    return {};  // OpenSSL without SHA-1: the request then fails with auth, which says why
-  }
-  return hex_lower(digest.data(), size);
+  // "" only if OpenSSL has no SHA-1: the request then fails with auth, which says why.
+  return sha1_hex(secret);
 }
 
 std::string entries_url(const core::NightscoutSite& site, int count) {
-  return url_for(site, count, url_encode(site.token));
+  return url_for(site, count, percent_encode(site.token));
 }
 
 std::string redacted_entries_url(const core::NightscoutSite& site, int count) {

@@ -16,6 +16,7 @@
 
 #include "scout/adapters/call_script.hpp"
 #include "scout/adapters/crypto.hpp"
+#include "scout/adapters/encoding.hpp"
 #include "scout/core/redact.hpp"
 
 #ifdef SCOUT_VERSION
@@ -44,37 +45,6 @@ constexpr std::size_t k_twilio_sms_max = 1600;
 
 // ---------------------------------------------------------------------------------------------
 // Small text helpers
-
-// Percent-encodes everything but RFC 3986 unreserved characters (also right for form bodies).
-std::string url_encode(std::string_view text) {
-  static constexpr char k_digits[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(text.size());
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (std::isalnum(byte) != 0 || c == '-' || c == '.' || c == '_' || c == '~') {
-      out.push_back(c);
-    } else {
-      out.push_back('%');
-      out.push_back(k_digits[byte >> 4]);
-      out.push_back(k_digits[byte & 0x0f]);
-    }
-  }
-  return out;
-}
-
-std::string form_encode(const std::vector<std::pair<std::string, std::string>>& fields) {
-  std::string body;
-  for (const auto& [name, value] : fields) {
-    if (!body.empty()) {
-      body += '&';
-    }
-    body += url_encode(name);
-    body += '=';
-    body += url_encode(value);
-  }
-  return body;
-}
 
 std::string trimmed_base(std::string url) {
   while (!url.empty() && url.back() == '/') {
@@ -471,7 +441,7 @@ class VonageProvider final : public Provider {
     if (!auth) {
       return tl::make_unexpected(auth.error());
     }
-    HttpRequest http_request{"GET", base_ + "/v1/calls/" + url_encode(call_id),
+    HttpRequest http_request{"GET", base_ + "/v1/calls/" + percent_encode(call_id),
                              {*auth, "Accept: application/json"}, ""};
     auto answer = send(http_request, who, "");
     if (!answer) {
@@ -556,7 +526,7 @@ class TwilioProvider final : public Provider {
         webhooks_(std::move(webhooks)),
         http_(http),
         account_base_(trimmed_base(config_.base_url) + "/2010-04-01/Accounts/" +
-                      url_encode(config_.account_sid)) {
+                      percent_encode(config_.account_sid)) {
     redactions_.secrets = {config_.auth_token};
     if (!config_.auth_token.empty()) {
       redactions_.secrets.push_back(base64_encode(config_.account_sid + ":" + config_.auth_token));
@@ -609,7 +579,7 @@ class TwilioProvider final : public Provider {
 
   ProviderResult<CallStatus> poll_call(const std::string& call_id) override {
     const std::string who = "twilio GET Calls/" + call_id + ".json";
-    HttpRequest request{"GET", account_base_ + "/Calls/" + url_encode(call_id) + ".json",
+    HttpRequest request{"GET", account_base_ + "/Calls/" + percent_encode(call_id) + ".json",
                         {authorization(), "Accept: application/json"}, ""};
     auto answer = send(request, who, "");
     if (!answer) {
@@ -719,10 +689,10 @@ std::string webhook_url(const WebhookBase& base, const std::string& path,
   std::string url = trimmed_base(base.public_url);
   url += path;
   url += "?call=";
-  url += url_encode(call_key);
+  url += percent_encode(call_key);
   if (!base.token.empty()) {
     url += "&token=";
-    url += url_encode(base.token);
+    url += percent_encode(base.token);
   }
   return url;
 }

@@ -21,8 +21,9 @@ std::string base64url_encode(std::string_view bytes);
 // Decodes base64url without padding (as JWT uses); nullopt-like error on bad input.
 core::Result<std::string> base64url_decode(std::string_view text);
 
-// Lower-case hex of SHA-256 / SHA-1 of `bytes`.
+// Lower-case hex of SHA-256 / SHA-1 of `bytes` ("" only if OpenSSL lacks the digest).
 std::string sha256_hex(std::string_view bytes);
+std::string sha1_hex(std::string_view bytes);
 // Raw HMAC digests.
 std::string hmac_sha256(std::string_view key, std::string_view message);
 std::string hmac_sha1(std::string_view key, std::string_view message);
