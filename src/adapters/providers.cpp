@@ -329,6 +329,26 @@ ProviderResult<json> json_object(const HttpResponse& response, const std::string
   return document;
 }
 
+bool is_success(long status) { return status >= 200 && status < 300; }
+
+// Performs `request` and returns the JSON object of its 2xx answer. Errors are redacted with
+// `redactions` plus the phone numbers in `numbers` (masked).
+ProviderResult<json> send_for_json(const HttpRequest& request, const HttpSettings& http,
+                                   const std::string& who, Redactions redactions,
+                                   std::vector<std::string> numbers) {
+  redactions.numbers = std::move(numbers);
+  auto response = perform(request, http, who);
+  if (!response) {
+    ProviderError error = response.error();
+    error.error.message = redactions.apply(std::move(error.error.message));
+    return tl::make_unexpected(std::move(error));
+  }
+  if (!is_success(response->status)) {
+    return tl::make_unexpected(status_error(*response, who, redactions));
+  }
+  return json_object(*response, who);
+}
+
 ProviderResult<std::string> string_field(const json& document, const char* key,
                                          const std::string& who, long status) {
   const auto it = document.find(key);
@@ -340,8 +360,6 @@ ProviderResult<std::string> string_field(const json& document, const char* key,
   }
   return it->get<std::string>();
 }
-
-bool is_success(long status) { return status >= 200 && status < 300; }
 
 std::int64_t now_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -468,18 +486,7 @@ class VonageProvider final : public Provider {
 
   ProviderResult<json> send(const HttpRequest& request, const std::string& who,
                             const std::string& number) const {
-    Redactions redactions = redactions_;
-    redactions.numbers = {number, config_.from};
-    auto response = perform(request, http_, who);
-    if (!response) {
-      ProviderError error = response.error();
-      error.error.message = redactions.apply(std::move(error.error.message));
-      return tl::make_unexpected(std::move(error));
-    }
-    if (!is_success(response->status)) {
-      return tl::make_unexpected(status_error(*response, who, redactions));
-    }
-    return json_object(*response, who);
+    return send_for_json(request, http_, who, redactions_, {number, config_.from});
   }
 
   core::Provider config_;
@@ -612,18 +619,7 @@ class TwilioProvider final : public Provider {
 
   ProviderResult<json> send(const HttpRequest& request, const std::string& who,
                             const std::string& number) const {
-    Redactions redactions = redactions_;
-    redactions.numbers = {number, config_.from};
-    auto response = perform(request, http_, who);
-    if (!response) {
-      ProviderError error = response.error();
-      error.error.message = redactions.apply(std::move(error.error.message));
-      return tl::make_unexpected(std::move(error));
-    }
-    if (!is_success(response->status)) {
-      return tl::make_unexpected(status_error(*response, who, redactions));
-    }
-    return json_object(*response, who);
+    return send_for_json(request, http_, who, redactions_, {number, config_.from});
   }
 
   core::Provider config_;
