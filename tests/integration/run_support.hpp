@@ -1,7 +1,7 @@
 #pragma once
-// Support for the `scout run` scenarios (test_run.cpp): the real binary against an in-process
-// Nightscout whose glucose the test sets, the Vonage and Twilio fakes, and scout's own webhook
-// listener on a free loopback port. Every wait is bounded.
+// Support for the `scout run` scenarios (test_run.cpp, test_run_modes.cpp): the real binary
+// against an in-process Nightscout whose glucose the test sets, the Vonage and Twilio fakes, and
+// scout's own webhook listener on a free loopback port. Every wait is bounded.
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -24,12 +24,26 @@
 #include <thread>
 #include <vector>
 
+#include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
 #include "integration/support.hpp"
 #include "support/fake_nightscout.hpp"
 #include "support/fake_twilio.hpp"
 #include "support/fake_vonage.hpp"
+
+// REQUIRE / CHECK that show scout's log (stderr, debug level) when they fail (INFO is evaluated
+// where it is written). `scenario` is a Scenario.
+#define REQUIRE_RUN(scenario, ...)                  \
+  do {                                              \
+    INFO("scout log:\n" << (scenario).scout_log()); \
+    REQUIRE(__VA_ARGS__);                           \
+  } while (false)
+#define CHECK_RUN(scenario, ...)                    \
+  do {                                              \
+    INFO("scout log:\n" << (scenario).scout_log()); \
+    CHECK(__VA_ARGS__);                             \
+  } while (false)
 
 namespace scout::test {
 

@@ -13,18 +13,6 @@ using namespace scout::test;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-// REQUIRE / CHECK that show scout's log (stderr, debug level) when they fail.
-#define REQUIRE_RUN(scenario, ...)                          \
-  do {                                                      \
-    INFO("scout log:\n" << (scenario).scout_log());         \
-    REQUIRE(__VA_ARGS__);                                   \
-  } while (false)
-#define CHECK_RUN(scenario, ...)                            \
-  do {                                                      \
-    INFO("scout log:\n" << (scenario).scout_log());         \
-    CHECK(__VA_ARGS__);                                     \
-  } while (false)
-
 namespace {
 
 

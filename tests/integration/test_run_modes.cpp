@@ -20,18 +20,6 @@ using namespace scout::test;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-// REQUIRE / CHECK that show scout's log when they fail (INFO is evaluated where it is written).
-#define REQUIRE_RUN(scenario, ...)                  \
-  do {                                              \
-    INFO("scout log:\n" << (scenario).scout_log()); \
-    REQUIRE(__VA_ARGS__);                           \
-  } while (false)
-#define CHECK_RUN(scenario, ...)                    \
-  do {                                              \
-    INFO("scout log:\n" << (scenario).scout_log()); \
-    CHECK(__VA_ARGS__);                             \
-  } while (false)
-
 namespace {
 
 // "…1000": how scout masks a number in what it prints (core::mask_phone).

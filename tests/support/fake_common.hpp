@@ -2,7 +2,9 @@
 // Pieces shared by the in-process provider fakes (fake_vonage.hpp, fake_twilio.hpp): their own
 // small crypto over OpenSSL libcrypto (deliberately not scout's src/adapters/crypto.cpp, so the
 // fakes check scout independently), URL and form helpers, a minimal XML parser for TwiML, a
-// recorder with bounded waits, and an HTTP server base that routes every method to one handler.
+// recorder with bounded waits, an HTTP server base that routes every method to one handler, and
+// FakeProvider, the scaffolding both provider fakes are built on (scripts, fault knobs, the log,
+// webhook delivery with retries, call-driving threads).
 //
 // Wire facts are from /work/shared/protocols.md (§2 Vonage Voice, §3 Messages, §4 Twilio,
 // §5.2/§5.3 what a fake must check). Loopback only.
@@ -16,6 +18,7 @@
 #include <openssl/rsa.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cctype>
@@ -25,6 +28,7 @@
 #include <cstdio>
 #include <ctime>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -878,5 +882,237 @@ inline std::string digits_only(std::string_view number) {
   }
   return out;
 }
+
+// ----------------------------------------------------------------------------------------------
+// Provider fake base
+
+// What a provider fake recorded: the requests it received, the webhooks it sent, the calls and
+// SMS it accepted. `Call` and `Sms` have `to`, the number as sent.
+template <typename Call, typename Sms>
+struct ProviderLog {
+  std::vector<RecordedRequest> requests;
+  std::vector<WebhookExchange> webhooks;
+  std::vector<Call> calls;
+  std::vector<Sms> sms;
+
+  // Accepted calls / SMS to `number` (with or without '+').
+  std::size_t count_calls_to(std::string_view number) const {
+    const auto n = digits_only(number);
+    return static_cast<std::size_t>(
+        std::count_if(calls.begin(), calls.end(), [&](const Call& c) { return digits_only(c.to) == n; }));
+  }
+  std::size_t count_sms_to(std::string_view number) const {
+    const auto n = digits_only(number);
+    return static_cast<std::size_t>(
+        std::count_if(sms.begin(), sms.end(), [&](const Sms& s) { return digits_only(s.to) == n; }));
+  }
+  const Call* first_call_to(std::string_view number) const {
+    const auto n = digits_only(number);
+    for (const auto& c : calls) {
+      if (digits_only(c.to) == n) return &c;
+    }
+    return nullptr;
+  }
+  std::size_t count_requests(std::string_view method, std::string_view path) const {
+    return static_cast<std::size_t>(std::count_if(
+        requests.begin(), requests.end(),
+        [&](const RecordedRequest& r) { return r.method == method && r.path == path; }));
+  }
+};
+
+// The scaffolding of a provider fake (FakeVonage, FakeTwilio): a loopback server whose every
+// request the derived class's router answers and this records; per-number call scripts and a
+// default; fault knobs for creating calls and sending messages; the log with bounded waits;
+// webhook delivery with retries; and the threads that drive calls, which stop without waiting for
+// scripted times. The derived class keeps every protocol-specific check.
+//
+// `Options` has `signing` (the webhook signing mode) and `webhook_attempts`; `Call` has `id()`
+// (the provider's call id), `to`, `ended` and `replies`; `Sms` has `to`.
+// Requires: the derived destructor calls stop() first (the router and the drivers use it).
+// Thread-safety: the public members may be called from any thread.
+template <typename Options, typename Call, typename Sms>
+class FakeProvider {
+ public:
+  using Log = ProviderLog<Call, Sms>;
+  using Signing = decltype(Options::signing);
+
+  FakeProvider(const FakeProvider&) = delete;
+  FakeProvider& operator=(const FakeProvider&) = delete;
+
+  bool start() { return m_server.start(); }
+  int port() const { return m_server.port(); }
+  std::string base_url() const { return m_server.base_url(); }
+  const Options& options() const { return m_options; }
+
+  // The script of calls to `number` (with or without '+'); others follow default_script.
+  void script(std::string_view number, CallScript script) {
+    const std::lock_guard lock{m_config_mutex};
+    m_scripts[digits_only(number)] = std::move(script);
+  }
+  void default_script(CallScript script) {
+    const std::lock_guard lock{m_config_mutex};
+    m_default_script = std::move(script);
+  }
+  void set_signing(Signing signing) {
+    const std::lock_guard lock{m_config_mutex};
+    m_options.signing = signing;
+  }
+  // The next `count` create-call (or send-message) requests answer `status` (count < 0: all).
+  void fail_calls(int count, int status = 500) {
+    const std::lock_guard lock{m_config_mutex};
+    m_call_fault = {count, status};
+  }
+  void fail_messages(int count, int status = 500) {
+    const std::lock_guard lock{m_config_mutex};
+    m_message_fault = {count, status};
+  }
+
+  Log log() const { return m_log.snapshot(); }
+  bool wait_for(const std::function<bool(const Log&)>& pred, std::chrono::milliseconds limit) const {
+    return m_log.wait_for(pred, limit);
+  }
+
+ protected:
+  using Router = std::function<void(const httplib::Request&, httplib::Response&)>;
+
+  // One webhook attempt as it goes out: its headers and exact body.
+  struct Outgoing {
+    httplib::Headers headers;
+    std::string body;
+  };
+
+  // Sets the call's `ended` when it goes out of scope, if `final`. Declared before the final
+  // webhook is sent, so a wait for `ended` sees every attempt of it.
+  class EndOnExit {
+   public:
+    EndOnExit(FakeProvider& fake, const std::string& id, bool final)
+        : m_fake(fake), m_id(id), m_final(final) {}
+    EndOnExit(const EndOnExit&) = delete;
+    EndOnExit& operator=(const EndOnExit&) = delete;
+    ~EndOnExit() {
+      if (m_final) m_fake.update_call(m_id, [](Call& c) { c.ended = true; });
+    }
+
+   private:
+    FakeProvider& m_fake;
+    const std::string& m_id;
+    bool m_final;
+  };
+
+  // `route` answers every request; it runs on the server's threads once start() was called.
+  FakeProvider(Options options, Router route) : m_options(std::move(options)), m_route(std::move(route)) {
+    m_server.set_handler([this](const httplib::Request& req, httplib::Response& res) {
+      m_route(req, res);
+      RecordedRequest r{std::chrono::system_clock::now(), req.method, req.path, req.target,
+                        req.headers, req.body, res.status, res.body};
+      m_log.update([&](Log& log) { log.requests.push_back(std::move(r)); });
+    });
+  }
+  ~FakeProvider() { stop(); }
+
+  // Stops serving and driving calls and joins the driver threads; idempotent.
+  void stop() {
+    m_stop.stop();
+    m_server.shutdown();
+    std::vector<std::thread> drivers;
+    {
+      const std::lock_guard lock{m_threads_mutex};
+      drivers.swap(m_drivers);
+    }
+    for (auto& t : drivers) t.join();
+  }
+
+  // Runs `driver` on a thread of its own, joined by stop().
+  void launch(std::function<void()> driver) {
+    const std::lock_guard lock{m_threads_mutex};
+    m_drivers.emplace_back(std::move(driver));
+  }
+
+  // The script of calls to `to` (with or without '+').
+  CallScript script_for(std::string_view to) const {
+    const std::lock_guard lock{m_config_mutex};
+    const auto it = m_scripts.find(digits_only(to));
+    return it != m_scripts.end() ? it->second : m_default_script;
+  }
+  Signing signing() const {
+    const std::lock_guard lock{m_config_mutex};
+    return m_options.signing;
+  }
+  // Consumes one fault of `fault` (m_call_fault or m_message_fault); the status to answer, or 0.
+  int consume_fault(Fault& fault) {
+    const std::lock_guard lock{m_config_mutex};
+    return take_fault(fault);
+  }
+
+  // A copy of the call `id`; nullopt when there is none.
+  std::optional<Call> find_call(const std::string& id) const {
+    return m_log.read([&](const Log& log) -> std::optional<Call> {
+      for (const auto& c : log.calls) {
+        if (c.id() == id) return c;
+      }
+      return std::nullopt;
+    });
+  }
+  void update_call(const std::string& id, const std::function<void(Call&)>& change) {
+    m_log.update([&](Log& log) {
+      for (auto& c : log.calls) {
+        if (c.id() == id) change(c);
+      }
+    });
+  }
+
+  // POSTs a webhook about call `id` to `url`, retrying like the providers on no answer, 5xx or
+  // 429 (`webhook_attempts` tries, 500 ms apart); `make` gives each attempt's headers and body.
+  // Records every attempt under `kind`; returns the last reply.
+  HttpReply deliver(const std::string& id, const std::string& kind, const std::string& url,
+                    const std::string& content_type, const std::function<Outgoing()>& make) {
+    HttpReply reply;
+    for (int attempt = 0; attempt < std::max(1, m_options.webhook_attempts); ++attempt) {
+      if (attempt > 0 && !m_stop.sleep(std::chrono::milliseconds{500})) break;
+      Outgoing out = make();
+      reply = post_webhook(url, out.headers, out.body, content_type);
+      WebhookExchange ex{std::chrono::system_clock::now(), id, kind, url, std::move(out.headers),
+                         std::move(out.body), reply.status, reply.content_type, reply.body, ""};
+      m_log.update([&](Log& log) { log.webhooks.push_back(std::move(ex)); });
+      if (reply.status != 0 && reply.status < 500 && reply.status != 429) break;
+    }
+    return reply;
+  }
+
+  // Notes scout's answer to the latest `kind` webhook of call `id`: `error` ("" when usable) on
+  // that exchange and, when usable, `reply` in the call's replies.
+  template <typename Reply>
+  void record_reply(const std::string& id, const std::string& kind, const std::string& error,
+                    const Reply& reply) {
+    m_log.update([&](Log& log) {
+      for (auto it = log.webhooks.rbegin(); it != log.webhooks.rend(); ++it) {
+        if (it->call_id == id && it->kind == kind) {
+          it->reply_error = error;
+          break;
+        }
+      }
+      if (error.empty()) {
+        for (auto& c : log.calls) {
+          if (c.id() == id) c.replies.push_back(reply);
+        }
+      }
+    });
+  }
+
+  Options m_options;
+  Recorder<Log> m_log;
+  StopFlag m_stop;
+  mutable std::mutex m_config_mutex;  // guards m_options.signing, the scripts and the faults
+  Fault m_call_fault;
+  Fault m_message_fault;
+
+ private:
+  Router m_route;
+  FakeHttpServer m_server;
+  std::map<std::string, CallScript> m_scripts;
+  CallScript m_default_script;
+  std::mutex m_threads_mutex;
+  std::vector<std::thread> m_drivers;
+};
 
 }  // namespace scout::test::fake

@@ -9,7 +9,8 @@
 //   REQUIRE(twilio.start());
 //   twilio.script("+15555551000", {Answer::human, {"1"}});
 //
-// Crypto is the fakes' own (fake_common.hpp), not scout's.
+// Crypto is the fakes' own (fake_common.hpp), not scout's. The scaffolding (scripts, fault knobs,
+// the log, webhook retries, call threads) is fake::FakeProvider's.
 
 #include <algorithm>
 #include <map>
@@ -50,6 +51,8 @@ struct TwilioCall {
   std::vector<std::string> replies;       // every TwiML scout answered to a Gather action
   std::vector<std::string> digits_sent;   // Digits posted to Gather actions
   bool ended = false;
+
+  const std::string& id() const { return sid; }
 };
 
 struct TwilioSms {
@@ -60,30 +63,7 @@ struct TwilioSms {
   std::string body;
 };
 
-struct TwilioLog {
-  std::vector<fake::RecordedRequest> requests;
-  std::vector<fake::WebhookExchange> webhooks;
-  std::vector<TwilioCall> calls;
-  std::vector<TwilioSms> sms;
-
-  std::size_t count_calls_to(std::string_view number) const {
-    const auto n = fake::digits_only(number);
-    return static_cast<std::size_t>(std::count_if(
-        calls.begin(), calls.end(), [&](const TwilioCall& c) { return fake::digits_only(c.to) == n; }));
-  }
-  std::size_t count_sms_to(std::string_view number) const {
-    const auto n = fake::digits_only(number);
-    return static_cast<std::size_t>(std::count_if(
-        sms.begin(), sms.end(), [&](const TwilioSms& s) { return fake::digits_only(s.to) == n; }));
-  }
-  const TwilioCall* first_call_to(std::string_view number) const {
-    const auto n = fake::digits_only(number);
-    for (const auto& c : calls) {
-      if (fake::digits_only(c.to) == n) return &c;
-    }
-    return nullptr;
-  }
-};
+using TwilioLog = fake::ProviderLog<TwilioCall, TwilioSms>;
 
 // A Twilio error (protocols.md §4.7) with its HTTP status.
 struct TwilioError {
@@ -98,57 +78,16 @@ struct TwilioError {
   }
 };
 
-class FakeTwilio {
+// start(), script(), default_script(), set_signing(), fail_calls(), fail_messages(), log() and
+// wait_for() are fake::FakeProvider's.
+class FakeTwilio : public fake::FakeProvider<TwilioOptions, TwilioCall, TwilioSms> {
  public:
-  explicit FakeTwilio(TwilioOptions options) : m_options(std::move(options)) {
-    m_server.set_handler([this](const httplib::Request& req, httplib::Response& res) {
-      handle(req, res);
-    });
-  }
-  ~FakeTwilio() {
-    m_stop.stop();
-    m_server.shutdown();
-    std::vector<std::thread> drivers;
-    {
-      const std::lock_guard lock{m_threads_mutex};
-      drivers.swap(m_drivers);
-    }
-    for (auto& t : drivers) t.join();
-  }
+  explicit FakeTwilio(TwilioOptions options)
+      : FakeProvider(std::move(options),
+                     [this](const httplib::Request& req, httplib::Response& res) { route(req, res); }) {}
+  ~FakeTwilio() { stop(); }
   FakeTwilio(const FakeTwilio&) = delete;
   FakeTwilio& operator=(const FakeTwilio&) = delete;
-
-  bool start() { return m_server.start(); }
-  int port() const { return m_server.port(); }
-  std::string base_url() const { return m_server.base_url(); }
-  const TwilioOptions& options() const { return m_options; }
-
-  void script(std::string_view number, CallScript script) {
-    const std::lock_guard lock{m_config_mutex};
-    m_scripts[fake::digits_only(number)] = std::move(script);
-  }
-  void default_script(CallScript script) {
-    const std::lock_guard lock{m_config_mutex};
-    m_default_script = std::move(script);
-  }
-  void set_signing(TwilioSigning signing) {
-    const std::lock_guard lock{m_config_mutex};
-    m_options.signing = signing;
-  }
-  void fail_calls(int count, int status = 500) {
-    const std::lock_guard lock{m_config_mutex};
-    m_call_fault = {count, status};
-  }
-  void fail_messages(int count, int status = 500) {
-    const std::lock_guard lock{m_config_mutex};
-    m_message_fault = {count, status};
-  }
-
-  TwilioLog log() const { return m_log.snapshot(); }
-  bool wait_for(const std::function<bool(const TwilioLog&)>& pred,
-                std::chrono::milliseconds limit) const {
-    return m_log.wait_for(pred, limit);
-  }
 
   // ---- Checks and signing, public for test_fakes.cpp ----
 
@@ -300,13 +239,6 @@ class FakeTwilio {
     return {status, 20500, "Internal Server Error"};
   }
 
-  void handle(const httplib::Request& req, httplib::Response& res) {
-    route(req, res);
-    fake::RecordedRequest r{std::chrono::system_clock::now(), req.method, req.path, req.target,
-                            req.headers, req.body, res.status, res.body};
-    m_log.update([&](TwilioLog& log) { log.requests.push_back(std::move(r)); });
-  }
-
   void route(const httplib::Request& req, httplib::Response& res) {
     static const std::regex k_path{R"(^/2010-04-01/Accounts/([^/]+)/(Calls|Messages)(?:/([^/]+))?\.json$)"};
     std::smatch m;
@@ -330,11 +262,7 @@ class FakeTwilio {
     if (!fake::media_type_is(req.get_header_value("Content-Type"), "application/x-www-form-urlencoded")) {
       return reply_error(res, {400, 20001, "Content-Type must be application/x-www-form-urlencoded"});
     }
-    int fault = 0;
-    {
-      const std::lock_guard lock{m_config_mutex};
-      fault = fake::take_fault(calls ? m_call_fault : m_message_fault);
-    }
+    const int fault = consume_fault(calls ? m_call_fault : m_message_fault);
     if (fault != 0) return reply_error(res, fault_error(fault));
     const auto form = fake::parse_form(req.body);
     if (calls) return create_call(res, form);
@@ -361,15 +289,10 @@ class FakeTwilio {
   }
 
   void get_call(httplib::Response& res, const std::string& sid) {
-    const auto found = m_log.read([&](const TwilioLog& log) -> std::optional<nlohmann::json> {
-      for (const auto& c : log.calls) {
-        if (c.sid == sid) return call_resource(c);
-      }
-      return std::nullopt;
-    });
-    if (!found) return reply_error(res, {404, 20404, "The requested resource was not found"});
+    const auto call = find_call(sid);
+    if (!call) return reply_error(res, {404, 20404, "The requested resource was not found"});
     res.status = 200;
-    res.set_content(found->dump(), "application/json");
+    res.set_content(call_resource(*call).dump(), "application/json");
   }
 
   void create_call(httplib::Response& res, const fake::FormParams& form) {
@@ -387,8 +310,7 @@ class FakeTwilio {
     m_log.update([&](TwilioLog& log) { log.calls.push_back(std::move(call)); });
     res.status = 201;
     res.set_content(body.dump(), "application/json");
-    const std::lock_guard lock{m_threads_mutex};
-    m_drivers.emplace_back([this, sid] { drive(sid); });
+    launch([this, sid] { drive(sid); });
   }
 
   void create_message(httplib::Response& res, const fake::FormParams& form) {
@@ -437,29 +359,17 @@ class FakeTwilio {
 
   // ---- Driving a call ----
 
-  CallScript script_for(const std::string& to) const {
-    const std::lock_guard lock{m_config_mutex};
-    const auto it = m_scripts.find(fake::digits_only(to));
-    return it != m_scripts.end() ? it->second : m_default_script;
-  }
-  TwilioSigning signing() const {
-    const std::lock_guard lock{m_config_mutex};
-    return m_options.signing;
-  }
-
   // POSTs a signed form to `url`, retrying on no answer / 5xx / 429; records every attempt.
   fake::HttpReply send(const std::string& sid, const std::string& kind, const std::string& url,
                        const fake::FormParams& params) {
-    fake::HttpReply reply;
-    for (int attempt = 0; attempt < std::max(1, m_options.webhook_attempts); ++attempt) {
-      if (attempt > 0 && !m_stop.sleep(std::chrono::milliseconds{500})) break;
+    return deliver(sid, kind, url, "application/x-www-form-urlencoded", [&] {
       const auto mode = signing();
-      httplib::Headers headers;
+      Outgoing out;
       fake::FormParams sent = params;
       if (mode == TwilioSigning::signed_sig || mode == TwilioSigning::tampered) {
-        headers.emplace("X-Twilio-Signature", signature(m_options.auth_token, url, params));
+        out.headers.emplace("X-Twilio-Signature", signature(m_options.auth_token, url, params));
       } else if (mode == TwilioSigning::wrong_token) {
-        headers.emplace("X-Twilio-Signature", signature("not-the-auth-token", url, params));
+        out.headers.emplace("X-Twilio-Signature", signature("not-the-auth-token", url, params));
       }
       if (mode == TwilioSigning::tampered) {
         for (auto& [k, v] : sent) {
@@ -468,14 +378,9 @@ class FakeTwilio {
         }
         sent.emplace_back("Tampered", "true");
       }
-      const auto body = fake::encode_form(sent);
-      reply = fake::post_webhook(url, headers, body, "application/x-www-form-urlencoded");
-      fake::WebhookExchange ex{std::chrono::system_clock::now(), sid, kind, url, headers, body,
-                               reply.status, reply.content_type, reply.body, ""};
-      m_log.update([&](TwilioLog& log) { log.webhooks.push_back(std::move(ex)); });
-      if (reply.status != 0 && reply.status < 500 && reply.status != 429) break;
-    }
-    return reply;
+      out.body = fake::encode_form(sent);
+      return out;
+    });
   }
 
   fake::FormParams base_params(const TwilioCall& call, const std::string& call_status) const {
@@ -490,32 +395,17 @@ class FakeTwilio {
             {"Direction", "outbound-api"}};
   }
 
-  void set_call(const std::string& sid, const std::function<void(TwilioCall&)>& change) {
-    m_log.update([&](TwilioLog& log) {
-      for (auto& c : log.calls) {
-        if (c.sid == sid) change(c);
-      }
-    });
-  }
-
   // One progress step: updates the resource and, when `event` is subscribed, sends the
   // StatusCallback (protocols.md §4.2-4.3).
   void progress(const TwilioCall& call, const std::string& event, const std::string& call_status,
                 const std::string& answered_by, int duration, int& sequence) {
     const bool final = event == "completed";
-    set_call(call.sid, [&](TwilioCall& c) {
+    update_call(call.sid, [&](TwilioCall& c) {
       c.status = call_status == "initiated" ? "queued" : call_status;
       if (!answered_by.empty()) c.answered_by = answered_by;
     });
     // `ended` is set once the final callback has been answered, so a wait for it sees every hit.
-    struct EndOnExit {
-      FakeTwilio* self;
-      const std::string& sid;
-      bool final;
-      ~EndOnExit() {
-        if (final) self->set_call(sid, [](TwilioCall& c) { c.ended = true; });
-      }
-    } end_on_exit{this, call.sid, final};
+    const EndOnExit end_on_exit{*this, call.sid, final};
     const auto callbacks = fake::form_values(call.request, "StatusCallback");
     if (callbacks.empty()) return;
     auto events = fake::form_values(call.request, "StatusCallbackEvent");
@@ -532,17 +422,12 @@ class FakeTwilio {
       params.emplace_back("CallDuration", std::to_string(duration));
       params.emplace_back("Duration", std::to_string((duration + 59) / 60));
     }
-    set_call(call.sid, [&](TwilioCall& c) { c.callbacks.push_back(call_status); });
+    update_call(call.sid, [&](TwilioCall& c) { c.callbacks.push_back(call_status); });
     send(call.sid, "status:" + call_status, callbacks[0], params);
   }
 
   void drive(const std::string& sid) {
-    const auto call = m_log.read([&](const TwilioLog& log) {
-      for (const auto& c : log.calls) {
-        if (c.sid == sid) return c;
-      }
-      return TwilioCall{};
-    });
+    const auto call = find_call(sid).value_or(TwilioCall{});
     const auto script = script_for(call.to);
     const auto gap = m_options.event_gap;
     int sequence = 0;
@@ -596,7 +481,7 @@ class FakeTwilio {
       const auto url = fake::form_values(call.request, "Url");
       const std::string target = action != nullptr ? *action : url.empty() ? "" : url[0];
       if (target.empty()) return;
-      set_call(call.sid, [&](TwilioCall& c) { c.digits_sent.push_back(digits); });
+      update_call(call.sid, [&](TwilioCall& c) { c.digits_sent.push_back(digits); });
       auto params = base_params(call, "in-progress");
       params.emplace_back("Digits", digits);
       params.emplace_back("FinishedOnKey", "");
@@ -611,36 +496,13 @@ class FakeTwilio {
       } else {
         error = check_twiml(reply.body, &next);
       }
-      m_log.update([&](TwilioLog& log) {
-        for (auto it = log.webhooks.rbegin(); it != log.webhooks.rend(); ++it) {
-          if (it->call_id == call.sid && it->kind == "gather") {
-            it->reply_error = error;
-            break;
-          }
-        }
-        if (error.empty()) {
-          for (auto& c : log.calls) {
-            if (c.sid == call.sid) c.replies.push_back(reply.body);
-          }
-        }
-      });
+      record_reply(call.sid, "gather", error, reply.body);
       if (!error.empty() || ++replaced > 5) return;
       doc = std::move(next);
       i = static_cast<std::size_t>(-1);
     }
   }
 
-  TwilioOptions m_options;
-  fake::FakeHttpServer m_server;
-  fake::Recorder<TwilioLog> m_log;
-  fake::StopFlag m_stop;
-  mutable std::mutex m_config_mutex;
-  std::map<std::string, CallScript> m_scripts;
-  CallScript m_default_script;
-  fake::Fault m_call_fault;
-  fake::Fault m_message_fault;
-  std::mutex m_threads_mutex;
-  std::vector<std::thread> m_drivers;
 };
 
 }  // namespace scout::test

@@ -12,7 +12,9 @@
 //   REQUIRE(vonage.wait_for([](const VonageLog& l) { return l.count_calls_to("15555551000") == 1; },
 //                           std::chrono::seconds{10}));
 //
-// Crypto is the fakes' own (fake_common.hpp), not scout's, so the checks are independent.
+// Crypto is the fakes' own (fake_common.hpp), not scout's, so the checks are independent. The
+// scaffolding (scripts, fault knobs, the log, webhook retries, call threads) is
+// fake::FakeProvider's.
 
 #include <algorithm>
 #include <map>
@@ -60,6 +62,8 @@ struct VonageCall {
   std::vector<std::string> digits_sent; // digits posted to input webhooks, in order
   bool ended = false;
   bool hung_up = false;  // PUT {"action":"hangup"}
+
+  const std::string& id() const { return uuid; }
 };
 
 struct VonageSms {
@@ -70,36 +74,7 @@ struct VonageSms {
   std::string text;
 };
 
-struct VonageLog {
-  std::vector<fake::RecordedRequest> requests;
-  std::vector<fake::WebhookExchange> webhooks;
-  std::vector<VonageCall> calls;
-  std::vector<VonageSms> sms;
-
-  // Accepted calls / SMS to `number` (with or without '+').
-  std::size_t count_calls_to(std::string_view number) const {
-    const auto n = fake::digits_only(number);
-    return static_cast<std::size_t>(
-        std::count_if(calls.begin(), calls.end(), [&](const VonageCall& c) { return c.to == n; }));
-  }
-  std::size_t count_sms_to(std::string_view number) const {
-    const auto n = fake::digits_only(number);
-    return static_cast<std::size_t>(
-        std::count_if(sms.begin(), sms.end(), [&](const VonageSms& s) { return s.to == n; }));
-  }
-  const VonageCall* first_call_to(std::string_view number) const {
-    const auto n = fake::digits_only(number);
-    for (const auto& c : calls) {
-      if (c.to == n) return &c;
-    }
-    return nullptr;
-  }
-  std::size_t count_requests(std::string_view method, std::string_view path) const {
-    return static_cast<std::size_t>(std::count_if(
-        requests.begin(), requests.end(),
-        [&](const fake::RecordedRequest& r) { return r.method == method && r.path == path; }));
-  }
-};
+using VonageLog = fake::ProviderLog<VonageCall, VonageSms>;
 
 // An RFC 7807 problem (protocols.md §2.7) with the HTTP status to answer it with.
 struct VonageProblem {
@@ -107,59 +82,16 @@ struct VonageProblem {
   nlohmann::json body;
 };
 
-class FakeVonage {
+// start(), script(), default_script(), set_signing(), fail_calls() (POST /v1/calls),
+// fail_messages() (POST /v1/messages), log() and wait_for() are fake::FakeProvider's.
+class FakeVonage : public fake::FakeProvider<VonageOptions, VonageCall, VonageSms> {
  public:
-  explicit FakeVonage(VonageOptions options) : m_options(std::move(options)) {
-    m_server.set_handler([this](const httplib::Request& req, httplib::Response& res) {
-      handle(req, res);
-    });
-  }
-  ~FakeVonage() {
-    m_stop.stop();
-    m_server.shutdown();
-    std::vector<std::thread> drivers;
-    {
-      const std::lock_guard lock{m_threads_mutex};
-      drivers.swap(m_drivers);
-    }
-    for (auto& t : drivers) t.join();
-  }
+  explicit FakeVonage(VonageOptions options)
+      : FakeProvider(std::move(options),
+                     [this](const httplib::Request& req, httplib::Response& res) { route(req, res); }) {}
+  ~FakeVonage() { stop(); }
   FakeVonage(const FakeVonage&) = delete;
   FakeVonage& operator=(const FakeVonage&) = delete;
-
-  bool start() { return m_server.start(); }
-  int port() const { return m_server.port(); }
-  std::string base_url() const { return m_server.base_url(); }
-  const VonageOptions& options() const { return m_options; }
-
-  // The script of calls to `number` (with or without '+'); others follow default_script.
-  void script(std::string_view number, CallScript script) {
-    const std::lock_guard lock{m_config_mutex};
-    m_scripts[fake::digits_only(number)] = std::move(script);
-  }
-  void default_script(CallScript script) {
-    const std::lock_guard lock{m_config_mutex};
-    m_default_script = std::move(script);
-  }
-  void set_signing(VonageSigning signing) {
-    const std::lock_guard lock{m_config_mutex};
-    m_options.signing = signing;
-  }
-  // The next `count` POST /v1/calls (or /v1/messages) answer `status` (count < 0: all).
-  void fail_calls(int count, int status = 500) {
-    const std::lock_guard lock{m_config_mutex};
-    m_call_fault = {count, status};
-  }
-  void fail_messages(int count, int status = 500) {
-    const std::lock_guard lock{m_config_mutex};
-    m_message_fault = {count, status};
-  }
-
-  VonageLog log() const { return m_log.snapshot(); }
-  bool wait_for(const std::function<bool(const VonageLog&)>& pred,
-                std::chrono::milliseconds limit) const {
-    return m_log.wait_for(pred, limit);
-  }
 
   // ---- Checks, public so that test_fakes.cpp can exercise them directly ----
 
@@ -404,13 +336,6 @@ class FakeVonage {
     return {status, body};
   }
 
-  void handle(const httplib::Request& req, httplib::Response& res) {
-    route(req, res);
-    fake::RecordedRequest r{std::chrono::system_clock::now(), req.method, req.path, req.target,
-                      req.headers, req.body, res.status, res.body};
-    m_log.update([&](VonageLog& log) { log.requests.push_back(std::move(r)); });
-  }
-
   void route(const httplib::Request& req, httplib::Response& res) {
     static const std::regex k_call_path{R"(^/v1/calls/([0-9a-fA-F\-]{36})$)"};
     std::smatch m;
@@ -493,8 +418,7 @@ class FakeVonage {
     m_log.update([&](VonageLog& log) { log.calls.push_back(std::move(call)); });
     res.status = 201;
     res.set_content(created.dump(), "application/json");
-    const std::lock_guard lock{m_threads_mutex};
-    m_drivers.emplace_back([this, uuid] { drive(uuid); });
+    launch([this, uuid] { drive(uuid); });
   }
 
   nlohmann::json call_resource(const VonageCall& c) const {
@@ -512,18 +436,13 @@ class FakeVonage {
 
   void get_call(const httplib::Request& req, httplib::Response& res, const std::string& uuid) {
     if (auto p = check_api_jwt(req, fake::unix_now())) return reply_problem(res, *p);
-    const auto found = m_log.read([&](const VonageLog& log) -> std::optional<nlohmann::json> {
-      for (const auto& c : log.calls) {
-        if (c.uuid == uuid) return call_resource(c);
-      }
-      return std::nullopt;
-    });
-    if (!found) {
+    const auto call = find_call(uuid);
+    if (!call) {
       return reply_problem(res, {404, problem_body("https://developer.nexmo.com/api-errors#not-found",
                                                    "Not Found", "No call " + uuid)});
     }
     res.status = 200;
-    res.set_content(found->dump(), "application/json");
+    res.set_content(call_resource(*call).dump(), "application/json");
   }
 
   void put_call(const httplib::Request& req, httplib::Response& res, const std::string& uuid) {
@@ -553,11 +472,7 @@ class FakeVonage {
   }
 
   void send_message(const httplib::Request& req, httplib::Response& res) {
-    int fault = 0;
-    {
-      const std::lock_guard lock{m_config_mutex};
-      fault = fake::take_fault(m_message_fault);
-    }
+    const int fault = consume_fault(m_message_fault);
     if (fault != 0) return reply_problem(res, fault_problem(fault));
     // "You can use either JWT or Basic authentication, but not both at the same time".
     if (req.get_header_value_count("Authorization") != 1) {
@@ -608,17 +523,6 @@ class FakeVonage {
 
   // ---- Driving a call ----
 
-  CallScript script_for(const std::string& to) const {
-    const std::lock_guard lock{m_config_mutex};
-    const auto it = m_scripts.find(to);
-    return it != m_scripts.end() ? it->second : m_default_script;
-  }
-
-  VonageSigning signing() const {
-    const std::lock_guard lock{m_config_mutex};
-    return m_options.signing;
-  }
-
   bool hung_up(const std::string& uuid) const {
     return m_log.read([&](const VonageLog& log) {
       for (const auto& c : log.calls) {
@@ -632,41 +536,26 @@ class FakeVonage {
   // records every attempt and returns the last reply.
   fake::HttpReply send(const std::string& uuid, const std::string& kind, const std::string& url,
                        const std::string& body) {
-    fake::HttpReply reply;
-    for (int attempt = 0; attempt < std::max(1, m_options.webhook_attempts); ++attempt) {
-      if (attempt > 0 && !m_stop.sleep(std::chrono::milliseconds{500})) break;
-      httplib::Headers headers;
-      std::string sent = body;
+    return deliver(uuid, kind, url, "application/json", [&] {
+      Outgoing out;
+      out.body = body;
       const auto mode = signing();
       const auto iat = fake::unix_now();
       if (mode == VonageSigning::signed_jwt || mode == VonageSigning::tampered) {
-        headers.emplace("Authorization",
-                        "Bearer " + webhook_jwt(body, iat, fake::uuid4(), m_options.api_key,
-                                                m_options.application_id, m_options.signature_secret));
+        out.headers.emplace("Authorization",
+                            "Bearer " + webhook_jwt(body, iat, fake::uuid4(), m_options.api_key,
+                                                    m_options.application_id, m_options.signature_secret));
       } else if (mode == VonageSigning::wrong_secret) {
-        headers.emplace("Authorization",
-                        "Bearer " + webhook_jwt(body, iat, fake::uuid4(), m_options.api_key,
-                                                m_options.application_id, "not-the-signature-secret"));
+        out.headers.emplace("Authorization",
+                            "Bearer " + webhook_jwt(body, iat, fake::uuid4(), m_options.api_key,
+                                                    m_options.application_id, "not-the-signature-secret"));
       }
       if (mode == VonageSigning::tampered) {
         auto j = nlohmann::json::parse(body);
         j["tampered"] = true;
-        sent = j.dump();
+        out.body = j.dump();
       }
-      reply = fake::post_webhook(url, headers, sent, "application/json");
-      fake::WebhookExchange ex{std::chrono::system_clock::now(), uuid, kind, url, headers, sent,
-                         reply.status, reply.content_type, reply.body, ""};
-      m_log.update([&](VonageLog& log) { log.webhooks.push_back(std::move(ex)); });
-      if (reply.status != 0 && reply.status < 500 && reply.status != 429) break;
-    }
-    return reply;
-  }
-
-  void update_call(const std::string& uuid, const std::function<void(VonageCall&)>& change) {
-    m_log.update([&](VonageLog& log) {
-      for (auto& c : log.calls) {
-        if (c.uuid == uuid) change(c);
-      }
+      return out;
     });
   }
 
@@ -680,14 +569,7 @@ class FakeVonage {
       c.events.push_back(status);
     });
     // `ended` is set once the final webhook has been answered, so a wait for it sees every hit.
-    struct EndOnExit {
-      FakeVonage* self;
-      const std::string& uuid;
-      bool final;
-      ~EndOnExit() {
-        if (final) self->update_call(uuid, [](VonageCall& c) { c.ended = true; });
-      }
-    } end_on_exit{this, call.uuid, final};
+    const EndOnExit end_on_exit{*this, call.uuid, final};
     if (!call.request.contains("event_url")) return;
     const auto method = call.request.value("event_method", std::string("POST"));
     if (method != "POST") return;  // the fake delivers POST only
@@ -707,12 +589,7 @@ class FakeVonage {
   }
 
   void drive(const std::string& uuid) {
-    const auto call = m_log.read([&](const VonageLog& log) {
-      for (const auto& c : log.calls) {
-        if (c.uuid == uuid) return c;
-      }
-      return VonageCall{};
-    });
+    const auto call = find_call(uuid).value_or(VonageCall{});
     const auto script = script_for(call.to);
     const auto gap = m_options.event_gap;
     if (!m_stop.sleep(gap)) return;
@@ -807,38 +684,15 @@ class FakeVonage {
       } else {
         error = check_ncco(next);
       }
-      m_log.update([&](VonageLog& log) {
-        for (auto it = log.webhooks.rbegin(); it != log.webhooks.rend(); ++it) {
-          if (it->call_id == call.uuid && it->kind == "input") {
-            it->reply_error = error;
-            break;
-          }
-        }
-        if (error.empty()) {
-          for (auto& c : log.calls) {
-            if (c.uuid == call.uuid) c.replies.push_back(next);
-          }
-        }
-      });
+      record_reply(call.uuid, "input", error, next);
       if (!error.empty() || ++replaced > 5) return;  // Vonage does not retry an unparsable NCCO
       ncco = next;
       i = static_cast<std::size_t>(-1);  // the reply replaces the NCCO: start at its beginning
     }
   }
 
-  VonageOptions m_options;
-  fake::FakeHttpServer m_server;
-  fake::Recorder<VonageLog> m_log;
-  fake::StopFlag m_stop;
-  mutable std::mutex m_config_mutex;
-  std::map<std::string, CallScript> m_scripts;
-  CallScript m_default_script;
-  fake::Fault m_call_fault;
-  fake::Fault m_message_fault;
-  std::set<std::string> m_jtis;
-  std::vector<std::chrono::steady_clock::time_point> m_creates;
-  std::mutex m_threads_mutex;
-  std::vector<std::thread> m_drivers;
+  std::set<std::string> m_jtis;                                  // under m_config_mutex
+  std::vector<std::chrono::steady_clock::time_point> m_creates;  // under m_config_mutex
 };
 
 }  // namespace scout::test
