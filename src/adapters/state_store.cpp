@@ -328,36 +328,26 @@ std::string quoted(const std::string& text) {
   return out;
 }
 
-AlarmKind read_kind(Reader& r, const json& parent, const std::string& path) {
-  const std::string name = r.string(parent, path, "kind");
+// Reads the string at `key` and maps it back through core::to_string over `values`; an unknown
+// name fails the read ("unknown <what> \"name\"") and gives `fallback`.
+template <typename Enum, std::size_t N>
+Enum read_enum(Reader& r, const json& parent, const std::string& path, const char* key,
+               const std::array<Enum, N>& values, Enum fallback, const char* what) {
+  const std::string name = r.string(parent, path, key);
   if (r.failed()) {
-    return AlarmKind::low;
+    return fallback;
   }
-  for (const AlarmKind kind : k_alarm_kinds) {
-    if (name == core::to_string(kind)) {
-      return kind;
+  for (const Enum value : values) {
+    if (name == core::to_string(value)) {
+      return value;
     }
   }
-  std::string problem = "unknown alarm kind ";
+  std::string problem = "unknown ";
+  problem += what;
+  problem += ' ';
   problem += quoted(name);
-  r.fail(Reader::join(path, "kind"), problem);
-  return AlarmKind::low;
-}
-
-Severity read_severity(Reader& r, const json& parent, const std::string& path) {
-  const std::string name = r.string(parent, path, "severity");
-  if (r.failed()) {
-    return Severity::warning;
-  }
-  for (const Severity severity : k_severities) {
-    if (name == core::to_string(severity)) {
-      return severity;
-    }
-  }
-  std::string problem = "unknown severity ";
-  problem += quoted(name);
-  r.fail(Reader::join(path, "severity"), problem);
-  return Severity::warning;
+  r.fail(Reader::join(path, key), problem);
+  return fallback;
 }
 
 Alarm read_alarm(Reader& r, const json& parent, const std::string& path, const char* key) {
@@ -367,8 +357,9 @@ Alarm read_alarm(Reader& r, const json& parent, const std::string& path, const c
     return alarm;
   }
   const std::string where = Reader::join(path, key);
-  alarm.kind = read_kind(r, *object, where);
-  alarm.severity = read_severity(r, *object, where);
+  alarm.kind = read_enum(r, *object, where, "kind", k_alarm_kinds, AlarmKind::low, "alarm kind");
+  alarm.severity =
+      read_enum(r, *object, where, "severity", k_severities, Severity::warning, "severity");
   return alarm;
 }
 
