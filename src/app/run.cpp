@@ -298,7 +298,6 @@ class Service {
 };
 
 void Service::tick() {
-  const core::State state = engine_->state();
   std::vector<core::NightscoutSite> sites;
   for (const auto& patient : config_.patients) sites.push_back(patient.nightscout);
   auto fetched = adapters::fetch_all(sites, config_.poll.timeout);
@@ -307,10 +306,12 @@ void Service::tick() {
   for (std::size_t i = 0; i < config_.patients.size(); ++i) {
     const auto& patient = machine_config.patients[i];
     core::PollOutcome outcome;
-    std::optional<core::TimePoint> failing_since;
-    if (const auto it = state.patients.find(patient.name); it != state.patients.end()) {
-      failing_since = it->second.failing_since;
-    }
+    const std::optional<core::TimePoint> failing_since =
+        engine_->read([&](const core::State& state) -> std::optional<core::TimePoint> {
+          const auto it = state.patients.find(patient.name);
+          if (it == state.patients.end()) return std::nullopt;
+          return it->second.failing_since;
+        });
     if (fetched[i]) {
       outcome.entries = std::move(*fetched[i]);
       if (reported_failure_[patient.name]) {
@@ -371,7 +372,7 @@ void Service::tick() {
 // placed more than k_webhook_grace ago (with a listener, webhooks normally tell).
 void Service::poll_calls(bool only_overdue) {
   const auto now = clock_now();
-  for (const auto& call : calls_in_flight(engine_->state())) {
+  for (const auto& call : engine_->read(calls_in_flight)) {
     if (only_overdue && now - call.placed_at < k_webhook_grace) continue;
     const auto status = chain_->poll_call(call.provider, call.call_id);
     if (!status) {
@@ -540,7 +541,7 @@ int Service::run() {
     // that a wall-clock jump cannot stall the loop.
     auto wake_at = next_poll;
     if (const auto due = engine_->next_due(); due) wake_at = std::min(wake_at, *due);
-    if (!listening_ && !calls_in_flight(engine_->state()).empty()) {
+    if (!listening_ && !engine_->read(calls_in_flight).empty()) {
       wake_at = std::min(wake_at, last_call_poll + std::chrono::duration_cast<core::Duration>(
                                                        k_call_poll_every));
     }

@@ -34,6 +34,13 @@ class Engine {
 
   // A copy of the current state.
   core::State state() const;
+  // Calls `reader(const core::State&)` under the lock and returns its result: a look at the state
+  // without copying it. `reader` must be quick and must not call back into the engine.
+  template <typename Reader>
+  auto read(Reader&& reader) const {
+    const std::lock_guard lock{mutex_};
+    return reader(static_cast<const core::State&>(state_));
+  }
   // core::next_due of the current state.
   std::optional<core::TimePoint> next_due() const;
   // Saves the current state unconditionally (at shutdown). Errors as StateStore::save.
