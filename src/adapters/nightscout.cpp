@@ -440,8 +440,69 @@ std::string redacted_site_url(const core::NightscoutSite& site) {
   return without_userinfo(base_url(site));
 }
 
+namespace {
+
+// fetch_all with the URLs given: `urls[i]` for `sites[i]` (its credentials), `shown[i]` redacted.
+std::vector<Result<std::vector<Entry>>> fetch_urls(const std::vector<core::NightscoutSite>& sites,
+                                                   const std::vector<std::string>& urls,
+                                                   const std::vector<std::string>& shown,
+                                                   core::Duration timeout);
+
+}  // namespace
+
 std::vector<Result<std::vector<Entry>>> fetch_all(const std::vector<core::NightscoutSite>& sites,
                                                   core::Duration timeout) {
+  std::vector<std::string> urls;
+  std::vector<std::string> shown;
+  urls.reserve(sites.size());
+  shown.reserve(sites.size());
+  for (const auto& site : sites) {
+    urls.push_back(entries_url(site));
+    shown.push_back(redacted_entries_url(site));
+  }
+  return fetch_urls(sites, urls, shown, timeout);
+}
+
+Result<std::vector<Entry>> fetch_history(const core::NightscoutSite& site, core::TimePoint from,
+                                         core::TimePoint to, core::Duration timeout) {
+  std::vector<Entry> all;
+  core::TimePoint upper = to;
+  for (int page = 0; page < k_history_max_pages && upper >= from; ++page) {
+    const std::string query = "/api/v1/entries/sgv.json?find[date][$gte]=" +
+                              std::to_string(from.time_since_epoch().count()) +
+                              "&find[date][$lte]=" +
+                              std::to_string(upper.time_since_epoch().count()) +
+                              "&count=" + std::to_string(k_history_page);
+    std::string url = base_url(site) + query;
+    std::string shown = without_userinfo(base_url(site)) + query;
+    if (!site.token.empty()) {
+      url += "&token=" + percent_encode(site.token);
+      shown += "&token=***";
+    }
+    auto fetched = fetch_urls({site}, {url}, {shown}, timeout);
+    if (!fetched[0]) return tl::unexpected(fetched[0].error());
+    auto& entries = *fetched[0];
+    if (entries.empty()) break;
+    core::TimePoint oldest = entries.front().date;
+    for (auto& e : entries) {
+      oldest = std::min(oldest, e.date);
+      all.push_back(std::move(e));
+    }
+    if (static_cast<int>(entries.size()) < k_history_page) break;
+    upper = oldest - core::Duration{1};
+  }
+  std::stable_sort(all.begin(), all.end(),
+                   [](const Entry& a, const Entry& b) { return a.date > b.date; });
+  all.erase(std::unique(all.begin(), all.end()), all.end());
+  return all;
+}
+
+namespace {
+
+std::vector<Result<std::vector<Entry>>> fetch_urls(const std::vector<core::NightscoutSite>& sites,
+                                                   const std::vector<std::string>& urls,
+                                                   const std::vector<std::string>& shown,
+                                                   core::Duration timeout) {
   std::vector<Result<std::vector<Entry>>> results;
   results.reserve(sites.size());
   if (sites.empty()) {
@@ -462,8 +523,8 @@ std::vector<Result<std::vector<Entry>>> fetch_all(const std::vector<core::Nights
   for (std::size_t i = 0; i < sites.size(); ++i) {
     Transfer& transfer = transfers[i];
     transfer.site = &sites[i];
-    transfer.url = entries_url(sites[i]);
-    transfer.shown_url = redacted_entries_url(sites[i]);
+    transfer.url = urls[i];
+    transfer.shown_url = shown[i];
     std::string setup_error =
         multi ? set_up(transfer, timeout) : "could not create a libcurl multi handle";
     if (setup_error.empty() &&
@@ -521,5 +582,7 @@ std::vector<Result<std::vector<Entry>>> fetch_all(const std::vector<core::Nights
   }
   return results;
 }
+
+}  // namespace
 
 }  // namespace scout::adapters

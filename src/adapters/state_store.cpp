@@ -103,12 +103,13 @@ json active_alarm_json(const ActiveAlarm& active) {
   out["alarm"] = alarm_json(active.alarm);
   out["peak"] = alarm_json(active.peak);
   out["raised_at"] = to_ms(active.raised_at);
-  out["message"] = active.message;
   out["run"] = active.run;
   out["chain_start"] = to_ms(active.chain_start);
   out["next_step"] = active.next_step;
   out["last_step_at"] = optional_time(active.last_step_at);
   out["snoozed_until"] = optional_time(active.snoozed_until);
+  out["acknowledged_at"] = optional_time(active.acknowledged_at);
+  out["in_band"] = active.in_band;
   out["acknowledged_by"] = active.acknowledged_by;
   out["notified"] = active.notified;
   json calls = json::array();
@@ -116,6 +117,22 @@ json active_alarm_json(const ActiveAlarm& active) {
     calls.push_back(call_json(call));
   }
   out["calls"] = std::move(calls);
+  return out;
+}
+
+json facts_json(const core::ReadingFacts& facts) {
+  json out = json::object();
+  if (facts.latest) {
+    out["latest"] = {{"date", to_ms(facts.latest->date)},
+                     {"sgv", facts.latest->sgv},
+                     {"direction", facts.latest->direction}};
+  } else {
+    out["latest"] = nullptr;
+  }
+  out["forecast_low"] = facts.forecast_low ? json(*facts.forecast_low) : json(nullptr);
+  out["status_code"] = facts.status_code ? json(*facts.status_code) : json(nullptr);
+  out["status_code_since"] = optional_time(facts.status_code_since);
+  out["cadence_ms"] = facts.cadence ? json(facts.cadence->count()) : json(nullptr);
   return out;
 }
 
@@ -417,12 +434,15 @@ std::optional<ActiveAlarm> read_active_alarm(Reader& r, const json& parent, cons
   active.alarm = read_alarm(r, value, where, "alarm");
   active.peak = read_alarm(r, value, where, "peak");
   active.raised_at = r.time(value, where, "raised_at");
-  active.message = r.string(value, where, "message");
   active.run = r.small_int(value, where, "run");
   active.chain_start = r.time(value, where, "chain_start");
   active.next_step = r.small_int(value, where, "next_step");
   active.last_step_at = r.optional_time(value, where, "last_step_at");
   active.snoozed_until = r.optional_time(value, where, "snoozed_until");
+  active.acknowledged_at = r.optional_time(value, where, "acknowledged_at");
+  if (const auto band = value.find("in_band"); band != value.end()) {
+    active.in_band = r.boolean(value, where, "in_band");
+  }
   active.acknowledged_by = r.string(value, where, "acknowledged_by");
   active.notified = r.strings(value, where, "notified");
   if (const json* calls = r.array(value, where, "calls"); calls != nullptr) {
@@ -434,6 +454,44 @@ std::optional<ActiveAlarm> read_active_alarm(Reader& r, const json& parent, cons
   return active;
 }
 
+// PatientState::facts; absent in state files written before SPEC §4.8 (then empty).
+core::ReadingFacts read_facts(Reader& r, const json& parent, const std::string& path) {
+  core::ReadingFacts facts;
+  const auto it = parent.find("facts");
+  if (it == parent.end() || it->is_null()) return facts;
+  const std::string where = Reader::join(path, "facts");
+  if (!it->is_object()) {
+    r.fail(where, "expected an object");
+    return facts;
+  }
+  const json& value = *it;
+  const auto small = [&](const char* key) -> std::optional<int> {
+    const auto f = value.find(key);
+    if (f == value.end() || f->is_null()) return std::nullopt;
+    return static_cast<int>(r.integer_at(*f, Reader::join(where, key), 0, 1000));
+  };
+  if (const auto latest = value.find("latest"); latest != value.end() && !latest->is_null()) {
+    const std::string at = Reader::join(where, "latest");
+    if (!latest->is_object()) {
+      r.fail(at, "expected an object or null");
+      return facts;
+    }
+    core::Entry e;
+    e.date = r.time(*latest, at, "date");
+    e.sgv = r.small_int(*latest, at, "sgv");
+    e.direction = r.string(*latest, at, "direction");
+    facts.latest = e;
+  }
+  facts.forecast_low = small("forecast_low");
+  facts.status_code = small("status_code");
+  facts.status_code_since = r.optional_time(value, where, "status_code_since");
+  if (const auto c = value.find("cadence_ms"); c != value.end() && !c->is_null()) {
+    facts.cadence = core::Duration{
+        r.integer_at(*c, Reader::join(where, "cadence_ms"), 0, 7LL * 24 * 3600 * 1000)};
+  }
+  return facts;
+}
+
 PatientState read_patient(Reader& r, const json& value, const std::string& path) {
   PatientState patient;
   if (!value.is_object()) {
@@ -443,6 +501,7 @@ PatientState read_patient(Reader& r, const json& value, const std::string& path)
   patient.glucose = read_active_alarm(r, value, path, "glucose");
   patient.data = read_active_alarm(r, value, path, "data");
   patient.failing_since = r.optional_time(value, path, "failing_since");
+  patient.facts = read_facts(r, value, path);
   return patient;
 }
 
@@ -605,6 +664,7 @@ json state_to_json(const State& state) {
     p["glucose"] = optional_alarm(patient.glucose);
     p["data"] = optional_alarm(patient.data);
     p["failing_since"] = optional_time(patient.failing_since);
+    p["facts"] = facts_json(patient.facts);
     patients[name] = std::move(p);
   }
   doc["patients"] = std::move(patients);

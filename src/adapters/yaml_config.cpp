@@ -1328,7 +1328,24 @@ class Loader {
       }
     }
     read(map, "ack", &Loader::ack_mode, settings.ack);
-    read(map, "snooze", &Loader::duration, settings.snooze);
+    if (const Entry* e = map.get("snooze")) {
+      const std::string path = join(level, "snooze");
+      if (e->value.IsMap()) {
+        // SPEC §2: by kind; keys not given keep what is inherited.
+        if (const auto snooze =
+                as_map(e->value, e->value_pos(), path,
+                       {"urgent_low", "urgent_low_soon", "low", "high", "urgent_high", "data"})) {
+          read(*snooze, "urgent_low", &Loader::duration, settings.snooze.urgent_low);
+          read(*snooze, "urgent_low_soon", &Loader::duration, settings.snooze.urgent_low_soon);
+          read(*snooze, "low", &Loader::duration, settings.snooze.low);
+          read(*snooze, "high", &Loader::duration, settings.snooze.high);
+          read(*snooze, "urgent_high", &Loader::duration, settings.snooze.urgent_high);
+          read(*snooze, "data", &Loader::duration, settings.snooze.data);
+        }
+      } else if (const auto all = duration(*e, path)) {
+        settings.snooze = core::SnoozeSettings::all(*all);
+      }
+    }
     read(map, "min_call_gap", &Loader::duration, settings.min_call_gap);
     read(map, "max_calls_per_hour", &Loader::positive_int, settings.max_calls_per_hour);
     read(map, "max_sms_per_hour", &Loader::positive_int, settings.max_sms_per_hour);

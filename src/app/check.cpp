@@ -8,6 +8,8 @@
 #include <spdlog/spdlog.h>
 
 #include "scout/adapters/nightscout.hpp"
+#include "scout/app/seams.hpp"
+#include "scout/app/simulated.hpp"
 #include "scout/adapters/timezone.hpp"
 #include "scout/adapters/yaml_config.hpp"
 #include "scout/core/message.hpp"
@@ -66,32 +68,9 @@ int rank(CheckStatus status) {
 
 CheckStatus worse(CheckStatus a, CheckStatus b) { return rank(a) >= rank(b) ? a : b; }
 
-std::vector<WouldAction> first_step_actions(const core::Patient& patient, Severity severity) {
-  const auto& chain = severity == Severity::urgent ? patient.settings.escalation.urgent
-                                                   : patient.settings.escalation.warning;
-  std::vector<WouldAction> actions;
-  if (chain.empty()) return actions;
-  const auto& step = chain.front();
-  const auto phones_of = [&](const std::string& target) {
-    std::vector<std::string> phones;
-    if (target == "patient") {
-      phones.push_back(patient.phone);
-    } else if (target == "contacts") {
-      for (const auto& contact : patient.contacts) phones.push_back(contact.phone);
-    } else {
-      for (const auto& contact : patient.contacts) {
-        if (contact.name == target) phones.push_back(contact.phone);
-      }
-    }
-    return phones;
-  };
-  for (const auto& target : step.call) actions.push_back({"call", target, phones_of(target)});
-  for (const auto& target : step.sms) actions.push_back({"sms", target, phones_of(target)});
-  return actions;
-}
-
 PatientReport make_report(const core::Patient& patient, const core::Assessment& assessment,
-                          core::GlucoseUnit unit, const std::string& since_local) {
+                          const std::vector<Outbound>& outbound, core::GlucoseUnit unit,
+                          core::TimePoint now) {
   PatientReport report;
   report.name = patient.name;
   report.assessment = assessment;
@@ -100,9 +79,23 @@ PatientReport make_report(const core::Patient& patient, const core::Assessment& 
   if (report.alarm) {
     report.status =
         report.alarm->severity == Severity::urgent ? CheckStatus::critical : CheckStatus::warning;
-    report.would = first_step_actions(patient, report.alarm->severity);
-    report.message = core::alarm_message(patient.name, *report.alarm, assessment, patient.settings,
-                                         unit, since_local);
+    for (const bool call : {true, false}) {
+      for (const auto& out : outbound) {
+        if (out.patient != patient.name || out.call != call) continue;
+        if (report.message.empty()) report.message = out.text;
+        const std::string channel = call ? "call" : "sms";
+        auto same = std::find_if(report.would.begin(), report.would.end(), [&](const auto& w) {
+          return w.channel == channel && w.to == out.to_label;
+        });
+        if (same == report.would.end()) {
+          report.would.push_back({channel, out.to_label, {out.to}});
+        }
+      }
+    }
+    if (report.message.empty()) {
+      report.message = core::alarm_message(patient.name, *report.alarm, assessment,
+                                           patient.settings, unit, now, "");
+    }
   } else if (assessment.poll_error) {
     report.status = CheckStatus::unknown;
   } else {
@@ -127,9 +120,9 @@ std::string describe_would(const std::vector<WouldAction>& would, const std::str
     for (const auto& phone : action.phones) {
       phones += (phones.empty() ? "" : ", ") + core::mask_phone(phone);
     }
-    text += phones.empty() ? " (nobody: no contacts)" : " (" + phones + ")";
+    text += phones.empty() ? "" : " (" + phones + ")";
   }
-  return text;
+  return text.empty() ? "nobody: no step reaches anyone now" : text;
 }
 
 // Display width of UTF-8 text: one column per code point (the arrows and the ellipsis are
@@ -198,6 +191,18 @@ nlohmann::json render_json(const std::vector<PatientReport>& reports, core::Gluc
           {"low", a.thresholds.low},
           {"high", a.thresholds.high},
           {"urgent_high", a.thresholds.urgent_high}}},
+        {"stale",
+         {{"warn_s", std::chrono::duration_cast<std::chrono::seconds>(a.stale.warn).count()},
+          {"urgent_s",
+           std::chrono::duration_cast<std::chrono::seconds>(a.stale.urgent).count()}}},
+        {"cadence_s",
+         a.cadence ? nlohmann::json(
+                         std::chrono::duration_cast<std::chrono::seconds>(*a.cadence).count())
+                   : nlohmann::json(nullptr)},
+        {"delta_display", a.delta && a.mgdl_5_mins_ago && a.latest
+                              ? nlohmann::json(core::format_delta_between(
+                                    a.latest->sgv, *a.mgdl_5_mins_ago, unit))
+                              : nlohmann::json(nullptr)},
         {"forecast", forecast},
         {"status_code", optional_int(a.status_code)},
         {"error", report.error ? nlohmann::json(*report.error) : nlohmann::json(nullptr)},
@@ -224,7 +229,10 @@ std::string render_text(const std::vector<PatientReport>& reports, core::Glucose
                 : core::format_glucose(a.latest->sgv, unit) + " " + core::to_string(unit);
       trend = core::direction_arrow(a.latest->direction);
     }
-    const std::string delta = a.delta ? core::format_delta(*a.delta, unit) : "-";
+    const std::string delta = a.delta && a.mgdl_5_mins_ago
+                                  ? core::format_delta_between(a.latest->sgv, *a.mgdl_5_mins_ago,
+                                                               unit)
+                                  : "-";
     const std::string age = a.age ? core::format_age(*a.age) : "-";
     std::string alarm = report.alarm ? core::to_string(report.alarm->kind) : "-";
     if (report.alarm && report.alarm->kind == core::AlarmKind::stale) {
@@ -326,17 +334,15 @@ int run_check(const CheckOptions& options, std::ostream& out, std::ostream& err)
                         "got '" + options.direction + "'");
   }
 
-  // The one clock read of this command (STYLE.md C3), taken when the readings are in hand, so
-  // that ages are not understated by the time the poll took.
-  const auto read_clock = [] {
-    return std::chrono::time_point_cast<std::chrono::milliseconds>(
-        std::chrono::system_clock::now());
-  };
-  core::TimePoint now;
-
-  std::vector<core::PollOutcome> outcomes(patients.size());
+  // The same Service as `scout run`, from an empty state, on telephony that places nothing:
+  // what it would send is what core::step does (SPEC §1 `would`).
+  core::Config chosen = config;
+  chosen.patients.clear();
+  for (const auto* patient : patients) chosen.patients.push_back(*patient);
+  SystemClock clock;
+  NightscoutSource nightscout(config.poll.timeout);
+  std::optional<int> simulated_mgdl;
   if (options.sgv) {
-    now = read_clock();
     const int mgdl = core::to_mgdl(*options.sgv, config.units);
     if (mgdl < 1 || mgdl > core::k_sgv_high_code) {
       return fail_unknown(options, out, err,
@@ -344,51 +350,53 @@ int run_check(const CheckOptions& options, std::ostream& out, std::ostream& err)
                               std::string(core::to_string(config.units)) +
                               " between 1 and 401 mg/dL, got " + std::to_string(*options.sgv));
     }
-    for (auto& outcome : outcomes) {
-      outcome.entries.push_back(core::Entry{now, mgdl, options.direction});
-    }
-  } else {
-    std::vector<core::NightscoutSite> sites;
-    for (const auto* patient : patients) sites.push_back(patient->nightscout);
-    auto fetched = adapters::fetch_all(sites, config.poll.timeout);
-    now = read_clock();
-    for (std::size_t i = 0; i < fetched.size(); ++i) {
-      if (fetched[i]) {
-        outcomes[i].entries = std::move(*fetched[i]);
-      } else {
-        spdlog::debug("poll failed patient={} error={}", i, fetched[i].error().message);
-        outcomes[i].error = fetched[i].error();
-        outcomes[i].failing_since = now;
-      }
-    }
+    simulated_mgdl = mgdl;
   }
+  // --sgv: every patient's Nightscout answers one reading, dated now.
+  struct Fixed final : CgmSource {
+    const Clock& clock;
+    int mgdl;
+    std::string direction;
+    Fixed(const Clock& c, int m, std::string d) : clock(c), mgdl(m), direction(std::move(d)) {}
+    std::vector<FetchResult> fetch(const std::vector<const core::Patient*>& ps) override {
+      return std::vector<FetchResult>(
+          ps.size(), FetchResult{std::vector<core::Entry>{{clock.now(), mgdl, direction}}});
+    }
+  };
+  Fixed fixed(clock, simulated_mgdl.value_or(0), options.direction);
+  SimulatedTelephony telephony(clock, {}, Answer::never);
+  MemoryStateStorage storage;
+  RecordingJournal journal;
+  std::vector<Outbound> outbound;
+  ServiceOptions service_options;
+  service_options.listening = config.listener.has_value();
+  service_options.on_outbound = [&outbound](const Outbound& o) { outbound.push_back(o); };
+  service_options.log_journal = false;
+  Service service(chosen, core::State{}, clock,
+                  options.sgv ? static_cast<CgmSource&>(fixed) : nightscout, telephony, storage,
+                  journal, service_options);
+  service.tick();
+  const core::TimePoint now = clock.now();
 
   std::vector<PatientReport> reports;
-  for (std::size_t i = 0; i < patients.size(); ++i) {
-    const auto& patient = *patients[i];
-    const auto minute = adapters::local_minute_of_day(patient.timezone, now);
-    if (!minute) {
+  const auto assessed = service.last_assessments();
+  for (std::size_t i = 0; i < chosen.patients.size() && i < assessed.size(); ++i) {
+    const auto& patient = chosen.patients[i];
+    if (const auto minute = adapters::local_minute_of_day(patient.timezone, now); !minute) {
       PatientReport report;
       report.name = patient.name;
       report.error = minute.error().message;
       reports.push_back(std::move(report));
       continue;
     }
-    const auto assessment = core::evaluate(outcomes[i], patient.settings, now, *minute);
-    std::string since_local;
-    if (assessment.status_code_since) {
-      since_local = adapters::local_hhmm(patient.timezone, *assessment.status_code_since);
-    } else if (outcomes[i].failing_since) {
-      since_local = adapters::local_hhmm(patient.timezone, *outcomes[i].failing_since);
-    }
-    reports.push_back(make_report(patient, assessment, config.units, since_local));
+    reports.push_back(make_report(patient, assessed[i].assessment, outbound, config.units, now));
   }
 
   if (options.format == "json") {
     out << render_json(reports, config.units, now).dump(2) << "\n";
   } else {
     if (options.sgv) {
-      out << "simulated reading: " << core::format_glucose(outcomes[0].entries[0].sgv, config.units)
+      out << "simulated reading: " << core::format_glucose(*simulated_mgdl, config.units)
           << " " << core::to_string(config.units)
           << (options.direction.empty() ? "" : " " + options.direction) << ", now\n\n";
     }

@@ -10,6 +10,7 @@
 
 #include "scout/app/check.hpp"
 #include "scout/app/logging.hpp"
+#include "scout/app/replay.hpp"
 #include "scout/app/run.hpp"
 #include "scout/app/validate.hpp"
 
@@ -102,6 +103,25 @@ int run_cli(int argc, char** argv) {
   notify_cmd->callback([&] {
     start_logging();
     result = run_notify(notify, std::cout, std::cout);
+  });
+
+  ReplayOptions replay;
+  auto* replay_cmd = app.add_subcommand(
+      "replay", "what-if: run scout on a simulated clock over a patient's history");
+  replay_cmd->add_option("--config", replay.config_path, "config file");
+  replay_cmd->add_option("--patient", replay.patient, "the patient (needed with several)");
+  replay_cmd->add_option("--from", replay.from, "start: 2026-11-20, 2026-11-20T22:00 or -14d");
+  replay_cmd->add_option("--to", replay.to, "end (default: now)");
+  replay_cmd->add_option("--entries", replay.entries_file,
+                         "a Nightscout entries export (JSON array) instead of --from/--to");
+  replay_cmd->add_option("--answer", replay.answer,
+                         "who answers how: patient=never,Bob=ack,Carol=noack (also machine, "
+                         "busy; *=... for everyone else; default: nobody answers)");
+  replay_cmd->add_option("--format", replay.format, "text|json")
+      ->check(CLI::IsMember({"text", "json"}));
+  replay_cmd->callback([&] {
+    start_logging();
+    result = run_replay(replay, std::cout, std::cerr);
   });
 
   try {

@@ -39,9 +39,13 @@ void log_journal_entry(const core::JournalEntry& entry) {
   }
 }
 
-Engine::Engine(core::Config config, core::State state, const adapters::StateStore& store,
-               adapters::Journal& journal)
-    : config_(std::move(config)), state_(std::move(state)), store_(store), journal_(journal) {}
+Engine::Engine(core::Config config, core::State state, StateStorage& store, JournalSink& journal,
+               bool log_journal)
+    : config_(std::move(config)),
+      state_(std::move(state)),
+      log_journal_(log_journal),
+      store_(store),
+      journal_(journal) {}
 
 Engine::Applied Engine::apply(const core::Event& event, core::TimePoint now) {
   const std::lock_guard lock{mutex_};
@@ -57,7 +61,7 @@ Engine::Applied Engine::apply(const core::Event& event, core::TimePoint now) {
   applied.reply = std::move(transition.reply);
   for (auto& action : transition.actions) {
     if (const auto* entry = std::get_if<core::JournalEntry>(&action)) {
-      log_journal_entry(*entry);
+      if (log_journal_) log_journal_entry(*entry);
       if (auto written = journal_.append(*entry); !written) {
         spdlog::error("cannot write the journal: {}", written.error().message);
       }
@@ -73,9 +77,9 @@ core::State Engine::state() const {
   return state_;
 }
 
-std::optional<core::TimePoint> Engine::next_due() const {
+std::optional<core::TimePoint> Engine::next_due(core::TimePoint now) const {
   const std::lock_guard lock{mutex_};
-  return core::next_due(config_, state_);
+  return core::next_due(config_, state_, now);
 }
 
 core::Status Engine::save() const {

@@ -35,6 +35,8 @@
 #include "scout/adapters/yaml_config.hpp"
 #include "scout/app/cli.hpp"
 #include "scout/app/engine.hpp"
+#include "scout/app/seams.hpp"
+#include "scout/app/service.hpp"
 #include "scout/core/evaluate.hpp"
 #include "scout/core/message.hpp"
 #include "scout/core/redact.hpp"
@@ -44,10 +46,6 @@ namespace scout::app {
 namespace {
 
 using namespace std::chrono_literals;
-
-core::TimePoint clock_now() {
-  return std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
-}
 
 // Without a listener, calls in flight are polled this often (console outcomes, real providers).
 constexpr auto k_call_poll_every = 5s;
@@ -104,106 +102,6 @@ core::Status http_get(const std::string& url, core::Duration timeout) {
   return {};
 }
 
-// Carries out PlaceCall / SendSms on worker threads and feeds each result back to the engine.
-class Dispatcher {
- public:
-  Dispatcher(Engine& engine, adapters::ProviderChain& chain, std::function<void()> on_change)
-      : engine_(engine), chain_(chain), on_change_(std::move(on_change)) {
-    for (int i = 0; i < k_workers; ++i) threads_.emplace_back([this] { work(); });
-  }
-  Dispatcher(const Dispatcher&) = delete;
-  Dispatcher& operator=(const Dispatcher&) = delete;
-  ~Dispatcher() { stop(); }
-
-  void submit(std::vector<core::Action> actions) {
-    if (actions.empty()) return;
-    {
-      const std::lock_guard lock{mutex_};
-      for (auto& action : actions) queue_.push_back(std::move(action));
-    }
-    work_cv_.notify_all();
-  }
-
-  // Waits until every submitted action (and what its results caused) has been carried out.
-  void drain() {
-    std::unique_lock lock{mutex_};
-    idle_cv_.wait(lock, [this] { return queue_.empty() && busy_ == 0; });
-  }
-
-  void stop() {
-    {
-      const std::lock_guard lock{mutex_};
-      if (stopping_) return;
-      stopping_ = true;
-    }
-    work_cv_.notify_all();
-    for (auto& thread : threads_) thread.join();
-  }
-
- private:
-  void work() {
-    for (;;) {
-      core::Action action;
-      {
-        std::unique_lock lock{mutex_};
-        work_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-        if (queue_.empty()) return;  // stopping, nothing left
-        action = std::move(queue_.front());
-        queue_.pop_front();
-        ++busy_;
-      }
-      carry_out(action);
-      {
-        const std::lock_guard lock{mutex_};
-        --busy_;
-      }
-      idle_cv_.notify_all();
-      if (on_change_) on_change_();
-    }
-  }
-
-  void carry_out(const core::Action& action) {
-    Engine::Applied applied;
-    if (const auto* call = std::get_if<core::PlaceCall>(&action)) {
-      adapters::CallRequest request{call->call_key, call->to, call->text, call->gather};
-      const auto sent = chain_.place_call(request);
-      if (sent) {
-        applied = engine_.apply(core::CallPlaced{call->call_key, sent->provider, sent->id},
-                                clock_now());
-      } else {
-        applied = engine_.apply(core::CallNotPlaced{call->call_key, sent.error().message},
-                                clock_now());
-      }
-    } else if (const auto* sms = std::get_if<core::SendSms>(&action)) {
-      const auto sent = chain_.send_sms(sms->to, sms->text);
-      core::SmsResult result;
-      result.sms_key = sms->sms_key;
-      result.patient = sms->patient;
-      result.alarm_id = sms->alarm_id;
-      result.to = sms->to;
-      result.sent = static_cast<bool>(sent);
-      if (sent) {
-        result.provider = sent->provider;
-      } else {
-        result.error = sent.error().message;
-      }
-      applied = engine_.apply(result, clock_now());
-    }
-    submit(std::move(applied.outbound));
-  }
-
-  Engine& engine_;
-  adapters::ProviderChain& chain_;
-  std::function<void()> on_change_;
-  std::mutex mutex_;
-  std::condition_variable work_cv_;
-  std::condition_variable idle_cv_;
-  std::deque<core::Action> queue_;
-  int busy_ = 0;
-  bool stopping_ = false;
-  std::vector<std::thread> threads_;
-};
-
 // SIGTERM / SIGINT, received by a dedicated thread with sigtimedwait (the signals are blocked in
 // every other thread), so that stopping is an ordinary flag and condition variable.
 class SignalWatcher {
@@ -235,32 +133,9 @@ class SignalWatcher {
   std::thread thread_;
 };
 
-// A call to poll: which provider placed it and its id.
-struct InFlight {
-  std::string key;
-  std::string provider;
-  std::string call_id;
-  core::TimePoint placed_at{};
-};
-
-std::vector<InFlight> calls_in_flight(const core::State& state) {
-  std::vector<InFlight> calls;
-  for (const auto& [name, patient] : state.patients) {
-    for (const auto* alarm : {&patient.glucose, &patient.data}) {
-      if (!alarm->has_value()) continue;
-      for (const auto& call : (*alarm)->calls) {
-        if (!call.call_id.empty() && !call.provider.empty() && !core::is_final(call.progress)) {
-          calls.push_back({call.key, call.provider, call.call_id, call.placed_at});
-        }
-      }
-    }
-  }
-  return calls;
-}
-
-class Service {
+class Runner {
  public:
-  Service(const core::Config& config, const RunOptions& options, std::ostream& console_out)
+  Runner(const core::Config& config, const RunOptions& options, std::ostream& console_out)
       : config_(config), options_(options), console_out_(console_out) {}
 
   int run();
@@ -273,128 +148,17 @@ class Service {
     }
     wake_cv_.notify_all();
   }
-  void tick();
-  void poll_calls(bool only_overdue);
-  void apply(const core::Event& event) {
-    auto applied = engine_->apply(event, clock_now());
-    dispatcher_->submit(std::move(applied.outbound));
-  }
 
   const core::Config& config_;
   const RunOptions& options_;
   std::ostream& console_out_;
-  bool listening_ = false;
-  std::unique_ptr<adapters::StateStore> store_;
-  std::unique_ptr<adapters::Journal> journal_;
-  std::unique_ptr<Engine> engine_;
-  std::unique_ptr<adapters::ProviderChain> chain_;
-  std::unique_ptr<Dispatcher> dispatcher_;
   std::mutex wake_mutex_;
   std::condition_variable wake_cv_;
   bool woken_ = false;
   std::atomic<bool> stop_{false};
-  // Patients whose Nightscout answered 401/403 in the current streak (logged once per streak).
-  std::map<std::string, bool> reported_failure_;
 };
 
-void Service::tick() {
-  std::vector<core::NightscoutSite> sites;
-  for (const auto& patient : config_.patients) sites.push_back(patient.nightscout);
-  auto fetched = adapters::fetch_all(sites, config_.poll.timeout);
-  const core::TimePoint now = clock_now();
-  const core::Config& machine_config = engine_->config();
-  for (std::size_t i = 0; i < config_.patients.size(); ++i) {
-    const auto& patient = machine_config.patients[i];
-    core::PollOutcome outcome;
-    const std::optional<core::TimePoint> failing_since =
-        engine_->read([&](const core::State& state) -> std::optional<core::TimePoint> {
-          const auto it = state.patients.find(patient.name);
-          if (it == state.patients.end()) return std::nullopt;
-          return it->second.failing_since;
-        });
-    if (fetched[i]) {
-      outcome.entries = std::move(*fetched[i]);
-      if (reported_failure_[patient.name]) {
-        spdlog::info("Nightscout of {} answers again", patient.name);
-      }
-      reported_failure_[patient.name] = false;
-    } else {
-      const auto& error = fetched[i].error();
-      outcome.error = error;
-      outcome.failing_since = failing_since.value_or(now);
-      // SPEC §3: a 401/403 is logged once per streak at error level.
-      if (!reported_failure_[patient.name]) {
-        if (error.kind == core::ErrorKind::auth) {
-          spdlog::error("Nightscout of {} refuses scout's credentials (check the token or "
-                        "api_secret): {}", patient.name, error.message);
-        } else {
-          spdlog::warn("cannot read the Nightscout of {}: {}", patient.name, error.message);
-        }
-        reported_failure_[patient.name] = true;
-      } else {
-        spdlog::debug("cannot read the Nightscout of {}: {}", patient.name, error.message);
-      }
-    }
-    const auto minute = adapters::local_minute_of_day(patient.timezone, now);
-    const auto assessment =
-        core::evaluate(outcome, patient.settings, now, minute ? *minute : 0);
-    std::string since_local;
-    if (assessment.status_code_since) {
-      since_local = adapters::local_hhmm(patient.timezone, *assessment.status_code_since);
-    } else if (outcome.failing_since) {
-      since_local = adapters::local_hhmm(patient.timezone, *outcome.failing_since);
-    }
-    core::PatientAssessed event;
-    event.patient = patient.name;
-    event.assessment = assessment;
-    if (assessment.glucose) {
-      event.glucose_message = core::alarm_message(patient.name, *assessment.glucose, assessment,
-                                                  patient.settings, config_.units, since_local);
-    }
-    if (assessment.data) {
-      event.data_message = core::alarm_message(patient.name, *assessment.data, assessment,
-                                               patient.settings, config_.units, since_local);
-    }
-    if (assessment.latest) {
-      spdlog::debug("{}: {} mg/dL {} age {}", patient.name, assessment.latest->sgv,
-                    assessment.latest->direction, core::format_age(*assessment.age));
-    }
-    apply(event);
-  }
-  if (!config_.heartbeat_url.empty()) {
-    if (auto pinged = http_get(config_.heartbeat_url, config_.poll.timeout); !pinged) {
-      spdlog::warn("{}", pinged.error().message);
-    }
-  }
-}
-
-// Asks the providers about calls in flight and applies what they say. `only_overdue`: only calls
-// placed more than k_webhook_grace ago (with a listener, webhooks normally tell).
-void Service::poll_calls(bool only_overdue) {
-  const auto now = clock_now();
-  for (const auto& call : engine_->read(calls_in_flight)) {
-    if (only_overdue && now - call.placed_at < k_webhook_grace) continue;
-    const auto status = chain_->poll_call(call.provider, call.call_id);
-    if (!status) {
-      spdlog::warn("cannot ask {} about call {}: {}", call.provider, call.key,
-                   status.error().error.message);
-      continue;
-    }
-    if (!status->digits.empty()) {
-      apply(core::Keypress{call.key, call.call_id, status->digits});
-    }
-    // A call resource that says `completed` was answered (an unanswered call ends as
-    // unanswered, busy, timeout, ...); polling may never have seen it in progress.
-    if (status->progress == core::CallProgress::completed) {
-      apply(core::CallUpdate{call.key, call.call_id, core::CallProgress::answered, "polled"});
-    }
-    if (status->progress != core::CallProgress::ringing) {
-      apply(core::CallUpdate{call.key, call.call_id, status->progress, status->detail});
-    }
-  }
-}
-
-int Service::run() {
+int Runner::run() {
   // First, before any thread exists: every thread inherits the blocked SIGTERM/SIGINT.
   SignalWatcher signals([this](int sig) {
     spdlog::info("{} received: finishing the tick, saving the state, exiting",
@@ -402,11 +166,11 @@ int Service::run() {
     stop_ = true;
     wake();
   });
-  listening_ = config_.listener.has_value() && !options_.once;
+  const bool listening = config_.listener.has_value() && !options_.once;
   const std::string state_path = options_.state_path.empty() ? config_.state_file
                                                              : options_.state_path;
-  store_ = std::make_unique<adapters::StateStore>(state_path);
-  auto loaded = store_->load();
+  adapters::StateStore store(state_path);
+  auto loaded = store.load();
   if (!loaded) {
     spdlog::error("cannot use the state file: {}", loaded.error().message);
     return k_exit_fatal;
@@ -417,18 +181,12 @@ int Service::run() {
   }
   core::State state = std::move(loaded->state);
   if (state.webhook_token.empty()) state.webhook_token = adapters::random_hex(16);
-  if (auto saved = store_->save(state); !saved) {
+  if (auto saved = store.save(state); !saved) {
     spdlog::error("cannot write the state file: {}", saved.error().message);
     return k_exit_fatal;
   }
-  journal_ = std::make_unique<adapters::Journal>(config_.journal_file);
-
-  // The machine's view of the config: without a listener nobody can press a key, so answering
-  // a call is the acknowledgement (SPEC §4.2).
-  core::Config machine_config = config_;
-  if (!listening_) {
-    for (auto& patient : machine_config.patients) patient.settings.ack = core::AckMode::answer;
-  }
+  FileStateStorage storage(store);
+  FileJournal journal(config_.journal_file);
 
   const core::Provider* vonage = nullptr;
   const core::Provider* twilio = nullptr;
@@ -437,36 +195,41 @@ int Service::run() {
     if (provider.type == core::ProviderType::twilio && twilio == nullptr) twilio = &provider;
   }
   std::optional<adapters::WebhookBase> webhooks;
-  if (listening_) {
+  if (listening) {
     webhooks = adapters::WebhookBase{config_.listener->public_url, ""};
     if (vonage != nullptr && vonage->signature_secret.empty()) {
       webhooks->token = state.webhook_token;
     }
   }
-  chain_ = std::make_unique<adapters::ProviderChain>(
+  adapters::ProviderChain chain(
       adapters::make_providers(config_, webhooks, adapters::HttpSettings{}, console_out_),
-      adapters::RetryPolicy{}, [](std::chrono::milliseconds wait) { std::this_thread::sleep_for(wait); });
+      adapters::RetryPolicy{},
+      [](std::chrono::milliseconds wait) { std::this_thread::sleep_for(wait); });
+  ProviderTelephony telephony(chain);
+  SystemClock clock;
+  NightscoutSource nightscout(config_.poll.timeout);
 
-  engine_ = std::make_unique<Engine>(std::move(machine_config), state, *store_, *journal_);
-  dispatcher_ = std::make_unique<Dispatcher>(*engine_, *chain_, [this] { wake(); });
+  ServiceOptions service_options;
+  service_options.listening = listening;
+  service_options.workers = options_.once ? 0 : k_workers;
+  service_options.on_change = [this] { wake(); };
+  const std::string webhook_token = state.webhook_token;
+  Service service(config_, std::move(state), clock, nightscout, telephony, storage, journal,
+                  service_options);
 
   std::unique_ptr<adapters::WebhookListener> listener;
-  if (listening_) {
+  if (listening) {
     adapters::WebhookSecrets secrets;
     secrets.public_url = config_.listener->public_url;
-    secrets.url_token = state.webhook_token;
+    secrets.url_token = webhook_token;
     secrets.vonage_signature_secret = vonage != nullptr ? vonage->signature_secret : "";
     secrets.twilio_auth_token = twilio != nullptr ? twilio->auth_token : "";
     auto started = adapters::start_listener(
-        *config_.listener, secrets, [this](const core::Event& event) {
-          auto applied = engine_->apply(event, clock_now());
-          dispatcher_->submit(std::move(applied.outbound));
-          wake();
-          return applied.reply;
-        });
+        *config_.listener, secrets,
+        [&service](const core::Event& event) { return service.deliver(event); });
     if (!started) {
       spdlog::error("cannot start the webhook listener: {}", started.error().message);
-      dispatcher_->stop();
+      service.stop();
       return started.error().kind == core::ErrorKind::config ? k_exit_config : k_exit_fatal;
     }
     listener = std::move(*started);
@@ -487,65 +250,68 @@ int Service::run() {
                options_.once ? "--once" : "run", config_.patients.size(),
                core::format_duration(config_.poll.interval), provider_names, state_path);
 
+  const auto heartbeat = [&] {
+    if (config_.heartbeat_url.empty()) return;
+    if (auto pinged = http_get(config_.heartbeat_url, config_.poll.timeout); !pinged) {
+      spdlog::warn("{}", pinged.error().message);
+    }
+  };
+
   if (options_.once) {
-    // Cron mode: learn what became of earlier calls, poll everyone once, carry everything out.
-    poll_calls(false);
-    dispatcher_->drain();
-    tick();
-    dispatcher_->drain();
-    apply(core::Tick{});
-    dispatcher_->drain();
-    dispatcher_->stop();
-    if (auto saved = engine_->save(); !saved) {
+    // Cron mode (SPEC §4.11): read and assess everyone first, then learn what became of earlier
+    // calls, then run what is due; everything is carried out before exiting.
+    service.tick();
+    heartbeat();
+    service.stop();
+    if (auto saved = service.save(); !saved) {
       spdlog::error("cannot save the state: {}", saved.error().message);
       return k_exit_fatal;
     }
     return k_exit_ok;
   }
 
-  auto next_poll = clock_now();
-  auto last_call_poll = clock_now();
-  auto last_watchdog = clock_now();
+  auto next_poll = clock.now();
+  auto last_call_poll = clock.now();
+  auto last_watchdog = clock.now();
   bool ready = false;
   while (!stop_) {
-    const auto now = clock_now();
+    const auto now = clock.now();
     // The wall clock went back (NTP, an RTC-less board): poll now rather than wait it out.
     if (next_poll - now > config_.poll.interval) next_poll = now;
     if (last_call_poll > now) last_call_poll = now - k_call_poll_every;
     if (now >= next_poll) {
-      if (listening_) poll_calls(true);
-      tick();
+      service.tick();
+      last_call_poll = clock.now();
+      heartbeat();
       if (!ready) {
         sd_notify_send("READY=1");
         ready = true;
       }
       sd_notify_send("WATCHDOG=1");  // SPEC §7: every tick (and every 10 s, below)
-      last_watchdog = clock_now();
+      last_watchdog = clock.now();
       next_poll += config_.poll.interval;
-      if (next_poll <= clock_now()) next_poll = clock_now() + config_.poll.interval;
+      if (next_poll <= clock.now()) next_poll = clock.now() + config_.poll.interval;
     }
     // Every pass of the loop, not every poll: poll.interval may be longer than WatchdogSec.
-    if (const auto fed = clock_now();
+    if (const auto fed = clock.now();
         ready && (fed - last_watchdog >= k_watchdog_every || fed < last_watchdog)) {
       sd_notify_send("WATCHDOG=1");
       last_watchdog = fed;
     }
-    if (!listening_ && clock_now() - last_call_poll >= k_call_poll_every) {
-      poll_calls(false);
-      last_call_poll = clock_now();
+    if (!listening && clock.now() - last_call_poll >= k_call_poll_every) {
+      service.poll_calls();
+      last_call_poll = clock.now();
     }
-    if (const auto due = engine_->next_due(); due && clock_now() >= *due) {
-      apply(core::Tick{});
-    }
+    service.advance();
     // Sleep until the next poll, the next due time, or a wake-up; at most 1 s at a time so
     // that a wall-clock jump cannot stall the loop.
     auto wake_at = next_poll;
-    if (const auto due = engine_->next_due(); due) wake_at = std::min(wake_at, *due);
-    if (!listening_ && !engine_->read(calls_in_flight).empty()) {
+    if (const auto due = service.next_due(); due) wake_at = std::min(wake_at, *due);
+    if (!listening && service.calls_in_flight()) {
       wake_at = std::min(wake_at, last_call_poll + std::chrono::duration_cast<core::Duration>(
                                                        k_call_poll_every));
     }
-    const auto wait = std::clamp<core::Duration>(wake_at - clock_now(), 0ms, 1000ms);
+    const auto wait = std::clamp<core::Duration>(wake_at - clock.now(), 0ms, 1000ms);
     std::unique_lock lock{wake_mutex_};
     wake_cv_.wait_for(lock, wait, [this] { return woken_ || stop_.load(); });
     woken_ = false;
@@ -553,9 +319,8 @@ int Service::run() {
 
   sd_notify_send("STOPPING=1");
   if (listener) listener->stop();
-  dispatcher_->drain();
-  dispatcher_->stop();
-  if (auto saved = engine_->save(); !saved) {
+  service.stop();
+  if (auto saved = service.save(); !saved) {
     spdlog::error("cannot save the state: {}", saved.error().message);
     return k_exit_fatal;
   }
@@ -587,8 +352,8 @@ void sd_notify_send(const std::string& state) {
 int run_service(const RunOptions& options, std::ostream& console_out) {
   const auto config = load_config_or_report(options.config_path, std::cerr);
   if (!config) return k_exit_config;
-  Service service(*config, options, console_out);
-  return service.run();
+  Runner runner(*config, options, console_out);
+  return runner.run();
 }
 
 int run_notify(const NotifyOptions& options, std::ostream& out, std::ostream& console_out) {

@@ -164,6 +164,10 @@ class Machine {
     }
   }
 
+  void operator()(const Assessed& e) {
+    for (const auto& patient : e.patients) (*this)(patient);
+  }
+
   void operator()(const PatientAssessed& e) {
     const Patient* patient = find_patient(config_, e.patient);
     if (patient == nullptr) {
@@ -179,40 +183,66 @@ class Machine {
     } else {
       ps.failing_since.reset();
     }
+    ps.facts = update_facts(ps.facts, as, patient->settings);
 
     // SPEC §4.5: only a fresh usable reading from a successful poll resolves anything.
-    const bool fresh =
-        !as.poll_error && as.latest && as.age && *as.age <= patient->settings.stale.warn;
-    const std::optional<int> sgv =
-        as.latest ? std::optional<int>{as.latest->sgv} : std::optional<int>{};
+    const bool fresh = as.fresh();
+    // (The value itself, not an optional copy: g++ 12 -O2 misreads the optional's payload as
+    // maybe-uninitialized in resolve(); -1 = no reading.)
+    const int sgv_or_none = as.latest ? as.latest->sgv : -1;
+    const auto sgv = [sgv_or_none] {
+      return sgv_or_none < 0 ? std::optional<int>{} : std::optional<int>{sgv_or_none};
+    };
+
+    // Data class first: when it resolves on fresh data, a glucose alarm that still holds
+    // restarts its chain (SPEC §4.10).
+    bool data_returned = false;
+    if (!ps.data) {
+      if (as.data) raise(*patient, ps.data, *as.data, {}, nullptr);
+    } else if (as.data) {
+      hold_or_replace(*patient, ps.data, *as.data);
+    } else if (fresh) {
+      resolve(*patient, ps.data, sgv(), "data_back");
+      data_returned = true;
+    }
 
     // Glucose class.
+    const std::string held_id = ps.glucose ? ps.glucose->id : "";
     if (!ps.glucose) {
-      if (as.glucose) raise(*patient, ps.glucose, *as.glucose, e.glucose_message, {}, nullptr);
+      if (as.glucose) raise(*patient, ps.glucose, *as.glucose, {}, nullptr);
     } else {
       const Side side = side_of(ps.glucose->peak.kind);
       if (as.glucose && side_of(as.glucose->kind) != side) {
-        resolve(*patient, ps.glucose, sgv, "other_side");
-        raise(*patient, ps.glucose, *as.glucose, e.glucose_message, {}, nullptr);
+        resolve(*patient, ps.glucose, sgv(), "other_side");
+        raise(*patient, ps.glucose, *as.glucose, {}, nullptr);
       } else if (as.glucose) {
-        hold_or_replace(*patient, ps.glucose, *as.glucose, e.glucose_message);
+        hold_or_replace(*patient, ps.glucose, *as.glucose);
+        if (ps.glucose) ps.glucose->in_band = false;
       } else if (fresh) {
         const int hysteresis = patient->settings.hysteresis;
         const int value = as.latest->sgv;
         const bool back = side == Side::low
                               ? value >= as.thresholds.low + hysteresis
                               : (side == Side::high && value <= as.thresholds.high - hysteresis);
-        if (back) resolve(*patient, ps.glucose, sgv, "back_in_range");
+        if (back) {
+          resolve(*patient, ps.glucose, sgv(), "back_in_range");
+        } else {
+          ps.glucose->in_band = true;
+        }
       }
     }
-
-    // Data class.
-    if (!ps.data) {
-      if (as.data) raise(*patient, ps.data, *as.data, e.data_message, {}, nullptr);
-    } else if (as.data) {
-      hold_or_replace(*patient, ps.data, *as.data, e.data_message);
-    } else if (fresh) {
-      resolve(*patient, ps.data, sgv, "data_back");
+    // SPEC §4.10: fresh data after a data alarm and the same glucose alarm still holds: its
+    // chain starts again from the first step, and a snooze given meanwhile ends.
+    if (data_returned && ps.glucose && ps.glucose->id == held_id) {
+      ActiveAlarm& a = *ps.glucose;
+      if (a.snoozed_until) {
+        journal("snooze_ended", patient->name, a.id,
+                {{"by", a.acknowledged_by}, {"reason", "data_returned"}});
+        a.snoozed_until.reset();
+        a.acknowledged_at.reset();
+        a.acknowledged_by.clear();
+      }
+      restart(*patient, a, "data_returned");
     }
   }
 
@@ -282,7 +312,8 @@ class Machine {
       // The alarm may have been replaced by a more severe one: never say that all is well.
       reply = KeypressReply{KeypressReply::Kind::unknown_call,
                             "This call is out of date. Scout will call again if there is still "
-                            "an alarm. Goodbye."};
+                            "an alarm. Goodbye.",
+                            std::nullopt, ""};
       return;
     }
     const Patient& patient = *ref.patient;
@@ -293,23 +324,41 @@ class Machine {
 
     if (e.digits == "1") {
       acknowledge(patient, alarm, call);
-      reply = KeypressReply{
-          KeypressReply::Kind::acknowledged,
-          "Acknowledged. Snoozed for " + spoken_duration(patient.settings.snooze) + ". Goodbye."};
+      reply = KeypressReply{KeypressReply::Kind::acknowledged,
+                            "Acknowledged. Snoozed for " +
+                                spoken_duration(snooze_for(patient.settings, alarm.alarm.kind)) +
+                                ". Goodbye.",
+                            std::nullopt, patient.name};
     } else if (e.digits == "2") {
+      std::string text = "Alerting your contacts now. Goodbye.";
       if (!call.escalated) {
         call.escalated = true;
-        const auto& steps = chain_of(patient.settings, alarm);
-        if (!steps.empty()) {
-          const auto last = static_cast<int>(steps.size()) - 1;
-          run_step(patient, alarm, std::min(alarm.next_step, last), "keypress");
+        // While a glucose alarm is paused (SPEC §4.9) the data alarm speaks for the patient.
+        PatientState& ps = state_.patients[patient.name];
+        ActiveAlarm* target = &alarm;
+        if (ps.glucose && ref.alarm == &*ps.glucose) {
+          if (ps.data) {
+            target = &*ps.data;
+          } else if (!readings_fresh(ps, patient.settings, now_)) {
+            target = nullptr;
+            text = "The glucose data are out of date. Scout will call again when new data "
+                   "arrive. Goodbye.";
+          }
+        }
+        if (target != nullptr) {
+          const auto& steps = chain_of(patient.settings, *target);
+          if (!steps.empty()) {
+            const auto last = static_cast<int>(steps.size()) - 1;
+            run_step(patient, *target, std::min(target->next_step, last), "keypress");
+          }
         }
       }
-      reply = KeypressReply{KeypressReply::Kind::escalated, "Alerting your contacts now. Goodbye."};
+      reply = KeypressReply{KeypressReply::Kind::escalated, text, std::nullopt, patient.name};
     } else if (e.digits.empty()) {
-      reply = KeypressReply{KeypressReply::Kind::no_input, "Goodbye."};
+      reply = KeypressReply{KeypressReply::Kind::no_input, "Goodbye.", std::nullopt, patient.name};
     } else {
-      reply = KeypressReply{KeypressReply::Kind::repeat_prompt, alarm.message};
+      reply = KeypressReply{KeypressReply::Kind::repeat_prompt, "",
+                            message_for(state_.patients[patient.name], alarm), patient.name};
     }
   }
 
@@ -331,11 +380,17 @@ class Machine {
     for (const auto& patient : config_.patients) {
       const auto it = state_.patients.find(patient.name);
       if (it == state_.patients.end()) continue;
-      for (auto* slot : {&it->second.glucose, &it->second.data}) {
-        if (*slot) {
-          advance(patient, **slot);
-          forget_old_calls(**slot);
-        }
+      PatientState& ps = it->second;
+      // SPEC §4.9: a glucose alarm's chain pauses while the data are stale or a data alarm
+      // speaks for the patient.
+      const bool glucose_paused = ps.data.has_value() || !readings_fresh(ps, patient.settings, now_);
+      if (ps.glucose) {
+        advance(patient, ps, *ps.glucose, glucose_paused);
+        forget_old_calls(*ps.glucose);
+      }
+      if (ps.data) {
+        advance(patient, ps, *ps.data, false);
+        forget_old_calls(*ps.data);
       }
     }
   }
@@ -407,21 +462,23 @@ class Machine {
     return {};
   }
 
-  static std::string message_or_title(const Patient& patient, const Alarm& alarm,
-                                      const std::string& message) {
-    if (!message.empty()) return message;
-    return patient.name + ": " + alarm_title(alarm) + ".";
+  // What a call or SMS of `a` is about; a data alarm names the glucose alarm it holds (§4.9).
+  static Message message_for(const PatientState& ps, const ActiveAlarm& a,
+                             MessagePurpose purpose = MessagePurpose::alarm) {
+    Message m;
+    m.purpose = purpose;
+    m.alarm = a.alarm;
+    if (side_of(a.peak.kind) == Side::none && ps.glucose) m.paused = ps.glucose->alarm;
+    return m;
   }
 
   void raise(const Patient& patient, std::optional<ActiveAlarm>& slot, const Alarm& alarm,
-             const std::string& message, std::vector<std::string> notified,
-             const ActiveAlarm* replaced) {
+             std::vector<std::string> notified, const ActiveAlarm* replaced) {
     ActiveAlarm a;
     a.id = new_id('a');
     a.alarm = alarm;
     a.peak = alarm;
     a.raised_at = now_;
-    a.message = message_or_title(patient, alarm, message);
     a.chain_start = now_;
     a.notified = std::move(notified);
     Fields fields = alarm_fields(alarm);
@@ -435,12 +492,18 @@ class Machine {
     slot = std::move(a);
   }
 
-  void hold_or_replace(const Patient& patient, std::optional<ActiveAlarm>& slot, const Alarm& alarm,
-                       const std::string& message) {
-    if (outranks(alarm, slot->peak)) {
+  void hold_or_replace(const Patient& patient, std::optional<ActiveAlarm>& slot,
+                       const Alarm& alarm) {
+    // A glucose alarm is replaced by a more severe kind; a data alarm only when it worsens
+    // from warning to urgent (SPEC §4.12): unreachable -> stale is no reason to call again.
+    const bool glucose = side_of(slot->peak.kind) != Side::none;
+    const bool replace = glucose ? outranks(alarm, slot->peak)
+                                 : (alarm.severity == Severity::urgent &&
+                                    slot->peak.severity != Severity::urgent);
+    if (replace) {
       const ActiveAlarm old = std::move(*slot);
       slot.reset();
-      raise(patient, slot, alarm, message, old.notified, &old);
+      raise(patient, slot, alarm, old.notified, &old);
       return;
     }
     ActiveAlarm& a = *slot;
@@ -450,7 +513,9 @@ class Machine {
       journal("alarm_updated", patient.name, a.id, std::move(fields));
     }
     a.alarm = alarm;
-    if (!message.empty()) a.message = message;
+    if (a.acknowledged_at && a.snoozed_until) {
+      a.snoozed_until = *a.acknowledged_at + snooze_for(patient.settings, a.alarm.kind);
+    }
   }
 
   std::string label_for(const Patient& patient, const ActiveAlarm& a, const std::string& number) {
@@ -474,7 +539,9 @@ class Machine {
     journal("alarm_resolved", patient.name, a.id, std::move(fields));
     if (!patient.settings.notify_resolved) return;
     // The all-clear names the most severe kind of the episode: what people were called about.
-    const std::string text = resolved_message(patient.name, a.peak, sgv, config_.units);
+    Message text;
+    text.purpose = MessagePurpose::resolved;
+    text.alarm = a.peak;
     for (const auto& number : a.notified) {
       send_sms(patient, a.id, Target{number, label_for(patient, a, number)}, text,
                {{"reason", "resolved"}});
@@ -489,7 +556,7 @@ class Machine {
 
   // Emits an SMS unless the number had max_sms_per_hour SMS in the last hour. True when sent.
   bool send_sms(const Patient& patient, const std::string& alarm_id, const Target& to,
-                const std::string& text, Fields extra) {
+                const Message& text, Fields extra) {
     const auto it = state_.numbers.find(to.number);
     const auto sent = it == state_.numbers.end() ? std::size_t{0} : it->second.sms.size();
     Fields fields{{"to", mask_phone(to.number)}, {"to_label", to.label}};
@@ -552,6 +619,7 @@ class Machine {
   }
 
   void run_step(const Patient& patient, ActiveAlarm& a, int index, const std::string& reason) {
+    const PatientState& ps = state_.patients[patient.name];
     const auto& steps = chain_of(patient.settings, a);
     const EscalationStep& step = steps[static_cast<std::size_t>(index)];
     stepped_.push_back(a.id);
@@ -570,10 +638,8 @@ class Machine {
                     {"run", std::to_string(a.run)}, {"step", std::to_string(index)},
                     {"reason", hold->code},         {"detail", hold->text}};
         journal("call_held_back", patient.name, a.id, std::move(held), JournalEntry::Level::warn);
-        std::string text = a.message;
-        text += " (scout did not call: ";
-        text += hold->text;
-        text += ")";
+        Message text = message_for(ps, a, MessagePurpose::held_back);
+        text.held_detail = hold->text;
         texted.push_back(to.number);
         if (send_sms(patient, a.id, to, text, where)) note_notified(a, to.number);
         continue;
@@ -585,15 +651,15 @@ class Machine {
       call.run = a.run;
       call.step = index;
       call.placed_at = now_;
-      actions.emplace_back(PlaceCall{call.key, patient.name, a.id, to.number, to.label, a.message,
-                                     patient.settings.ack == AckMode::keypress});
+      actions.emplace_back(PlaceCall{call.key, patient.name, a.id, to.number, to.label,
+                                     message_for(ps, a), patient.settings.ack == AckMode::keypress});
       journal("call", patient.name, a.id, with_call(call, alarm_fields(a.alarm)));
       state_.numbers[to.number].calls.push_back(now_);
       note_notified(a, to.number);
       a.calls.push_back(std::move(call));
     }
-    std::string sms_text = a.message;
-    if (index > 0 || a.run > 0) sms_text += " Not acknowledged yet.";
+    const Message sms_text = message_for(
+        ps, a, index > 0 || a.run > 0 ? MessagePurpose::reminder : MessagePurpose::alarm);
     for (const auto& to : targets(patient, step.sms)) {
       if (std::find(texted.begin(), texted.end(), to.number) != texted.end()) continue;
       if (send_sms(patient, a.id, to, sms_text, where)) note_notified(a, to.number);
@@ -612,14 +678,16 @@ class Machine {
   void acknowledge(const Patient& patient, ActiveAlarm& a, CallRecord& call) {
     call.acknowledged = true;
     if (a.snoozed_until) return;
-    a.snoozed_until = now_ + patient.settings.snooze;
+    const Duration snooze = snooze_for(patient.settings, a.alarm.kind);
+    a.snoozed_until = now_ + snooze;
+    a.acknowledged_at = now_;
     a.acknowledged_by = call.to_label;
     journal("acknowledged", patient.name, a.id,
-            with_call(call, {{"by", call.to_label},
-                             {"snooze", format_duration(patient.settings.snooze)}}));
+            with_call(call, {{"by", call.to_label}, {"snooze", format_duration(snooze)}}));
   }
 
-  void advance(const Patient& patient, ActiveAlarm& a) {
+  void advance(const Patient& patient, const PatientState& ps, ActiveAlarm& a, bool paused) {
+    (void)ps;
     // A lost webhook must not stop the escalation.
     for (auto& call : a.calls) {
       if (!is_final(call.progress) && now_ >= call.placed_at + k_call_outcome_timeout) {
@@ -631,10 +699,12 @@ class Machine {
                                                 format_duration(k_call_outcome_timeout)}}));
       }
     }
+    if (paused || a.in_band) return;  // SPEC §4.9: restarts when fresh data return (§4.10)
     if (a.snoozed_until) {
       if (now_ < *a.snoozed_until) return;
       journal("snooze_ended", patient.name, a.id, {{"by", a.acknowledged_by}});
       a.snoozed_until.reset();
+      a.acknowledged_at.reset();
       a.acknowledged_by.clear();
       restart(patient, a, "snooze_ended");
     }
@@ -730,7 +800,7 @@ Transition step(const Config& config, State state, const Event& event, TimePoint
   return Transition{std::move(state), std::move(machine.actions), std::move(machine.reply)};
 }
 
-std::optional<TimePoint> next_due(const Config& config, const State& state) {
+std::optional<TimePoint> next_due(const Config& config, const State& state, TimePoint now) {
   std::optional<TimePoint> due;
   const auto consider = [&due](TimePoint t) {
     if (!due || t < *due) due = t;
@@ -738,48 +808,67 @@ std::optional<TimePoint> next_due(const Config& config, const State& state) {
   for (const auto& patient : config.patients) {
     const auto it = state.patients.find(patient.name);
     if (it == state.patients.end()) continue;
-    for (const auto* slot : {&it->second.glucose, &it->second.data}) {
+    const PatientState& ps = it->second;
+    for (const auto* slot : {&ps.glucose, &ps.data}) {
       if (!*slot) continue;
       const ActiveAlarm& a = **slot;
       for (const auto& call : a.calls) {
         if (!is_final(call.progress)) consider(call.placed_at + k_call_outcome_timeout);
       }
+      // SPEC §4.9: a glucose alarm is paused while a data alarm is active, and from the moment
+      // its newest reading goes stale; only an assessment (fresh data) resumes it, so nothing
+      // of it is due by time. `fresh_until` is the last instant its reading is fresh.
+      std::optional<TimePoint> fresh_until;
+      if (slot == &ps.glucose) {
+        if (ps.data || a.in_band || !readings_fresh(ps, patient.settings, now)) continue;
+        fresh_until = ps.facts.latest->date +
+                      stale_in_force(patient.settings.stale, ps.facts.cadence).warn;
+      }
+      const auto consider_step = [&](TimePoint t) {
+        if (!fresh_until || t <= *fresh_until) consider(t);
+      };
       if (a.snoozed_until) {
-        consider(*a.snoozed_until);
+        consider_step(*a.snoozed_until);
         continue;
       }
       const auto& steps = chain_of(patient.settings, a);
       if (steps.empty()) continue;
       if (a.next_step >= static_cast<int>(steps.size())) {
-        consider(a.last_step_at.value_or(a.chain_start) + patient.settings.escalation.repeat);
+        consider_step(a.last_step_at.value_or(a.chain_start) + patient.settings.escalation.repeat);
       } else {
-        consider(a.chain_start + steps[static_cast<std::size_t>(a.next_step)].after);
+        consider_step(a.chain_start + steps[static_cast<std::size_t>(a.next_step)].after);
         // Normally run by the event that made it true; due at once if it is still pending.
-        if (previous_step_unanswered(a)) consider(a.last_step_at.value_or(a.chain_start));
+        if (previous_step_unanswered(a)) consider_step(a.last_step_at.value_or(a.chain_start));
       }
     }
   }
   return due;
 }
 
-std::string resolved_message(const std::string& patient_name, const Alarm& alarm,
-                             std::optional<int> sgv, GlucoseUnit unit) {
-  std::string text = patient_name;
-  text += ": ";
-  text += alarm_title(alarm);
-  text += " is over";
-  if (side_of(alarm.kind) == Side::none) {
-    text += ", readings are arriving again.";
-    return text;
+Duration snooze_for(const AlarmSettings& settings, AlarmKind kind) {
+  switch (kind) {
+    case AlarmKind::urgent_low:
+      return settings.snooze.urgent_low;
+    case AlarmKind::urgent_low_soon:
+      return settings.snooze.urgent_low_soon;
+    case AlarmKind::low:
+      return settings.snooze.low;
+    case AlarmKind::urgent_high:
+      return settings.snooze.urgent_high;
+    case AlarmKind::high:
+      return settings.snooze.high;
+    case AlarmKind::stale:
+    case AlarmKind::unreachable:
+    case AlarmKind::sensor_error:
+      return settings.snooze.data;
   }
-  if (sgv) {
-    text += ", now ";
-    text += format_glucose(*sgv, unit);
-    text += " ";
-    text += to_string(unit);
-  }
-  text += ".";
-  return text;
+  return settings.snooze.data;
+}
+
+bool readings_fresh(const PatientState& patient, const AlarmSettings& settings, TimePoint now) {
+  if (!patient.facts.latest) return false;
+  const StaleSettings stale = stale_in_force(settings.stale, patient.facts.cadence);
+  return now - patient.facts.latest->date <= stale.warn;
 }
 
 }  // namespace scout::core

@@ -1,6 +1,7 @@
 #include "scout/core/evaluate.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <iterator>
 #include <utility>
 #include <vector>
@@ -9,13 +10,13 @@ namespace scout::core {
 
 namespace {
 
-// SPEC §3: the delta is shown only when the previous reading is 4–6 minutes older (inclusive).
-constexpr Duration k_delta_min_gap = std::chrono::minutes{4};
-constexpr Duration k_delta_max_gap = std::chrono::minutes{6};
-// Beyond this gap the two readings say too little about the current trend: AR2 would extrapolate
-// a slope interpolated over a long hole in the data, so scout makes no forecast. 15 minutes still
-// covers a 15-minute sensor (Libre via some uploaders), which delta.js interpolates.
-constexpr Duration k_forecast_max_gap = std::chrono::minutes{15};
+// Nightscout's bgnow.js: readings fall into 5-minute buckets centred on the newest one
+// (offset 2.5 min, four buckets); the delta is taken against the next non-empty bucket, so the
+// previous reading is more than 2.5 and at most 17.5 minutes older.
+constexpr Duration k_bucket_offset = std::chrono::seconds{150};
+constexpr Duration k_bucket_reach = std::chrono::seconds{1050};
+// SPEC §3: sensors slower than this get stale thresholds from their own cadence.
+constexpr Duration k_standard_cadence = std::chrono::minutes{5};
 
 bool is_status_code(const Entry& e) { return e.sgv >= 0 && e.sgv < k_sgv_low_code; }
 
@@ -124,16 +125,69 @@ std::optional<Alarm> Assessment::worst() const {
   return outranks(*data, *glucose) ? data : glucose;
 }
 
+StaleSettings stale_in_force(const StaleSettings& configured, std::optional<Duration> cadence) {
+  StaleSettings stale = configured;
+  if (cadence && *cadence > k_standard_cadence) {
+    stale.warn = std::max(stale.warn, *cadence + std::chrono::minutes{10});
+    stale.urgent = std::max(stale.urgent, *cadence * 2 + std::chrono::minutes{15});
+  }
+  return stale;
+}
+
+std::optional<Duration> cadence_of(const std::vector<Entry>& entries, TimePoint now) {
+  std::vector<TimePoint> dates;
+  dates.reserve(entries.size());
+  for (const auto& e : entries) {
+    if (is_usable(e, now)) dates.push_back(e.date);
+  }
+  std::sort(dates.begin(), dates.end());
+  dates.erase(std::unique(dates.begin(), dates.end()), dates.end());
+  if (dates.size() < 2) return std::nullopt;
+  std::vector<Duration> steps;
+  steps.reserve(dates.size() - 1);
+  for (std::size_t i = 1; i < dates.size(); ++i) steps.push_back(dates[i] - dates[i - 1]);
+  std::sort(steps.begin(), steps.end());
+  const std::size_t n = steps.size();
+  return n % 2 == 1 ? steps[n / 2] : (steps[n / 2 - 1] + steps[n / 2]) / 2;
+}
+
+bool Assessment::fresh() const {
+  return !poll_error && latest && age && *age <= stale.warn;
+}
+
+std::optional<int> Assessment::forecast_low(Duration horizon) const {
+  if (!latest || forecast.empty()) return std::nullopt;
+  std::optional<int> lowest;
+  for (const auto& point : forecast) {
+    if (point.at - latest->date <= horizon && (!lowest || point.mgdl < *lowest)) {
+      lowest = point.mgdl;
+    }
+  }
+  return lowest;
+}
+
 Assessment evaluate(const PollOutcome& outcome, const AlarmSettings& settings, TimePoint now,
                     int minute_of_day) {
   Assessment result;
   result.thresholds = thresholds_at(settings, minute_of_day);
+  const auto age_of = [now](const Entry& e) { return std::max(Duration::zero(), now - e.date); };
 
   if (outcome.error) {
     result.poll_error = outcome.error;
+    result.cadence = outcome.last_cadence;
+    result.stale = stale_in_force(settings.stale, result.cadence);
+    if (outcome.last_reading) {
+      result.latest = outcome.last_reading;
+      result.age = age_of(*outcome.last_reading);
+    }
     const TimePoint since = outcome.failing_since.value_or(now);
-    if (now - since >= settings.unreachable) {
+    const bool unreachable = now - since >= settings.unreachable;
+    if (result.age && *result.age > result.stale.urgent) {
+      result.data = Alarm{AlarmKind::stale, Severity::urgent};
+    } else if (unreachable) {
       result.data = Alarm{AlarmKind::unreachable, Severity::warning};
+    } else if (result.age && *result.age > result.stale.warn) {
+      result.data = Alarm{AlarmKind::stale, Severity::warning};
     }
     return result;
   }
@@ -141,6 +195,8 @@ Assessment evaluate(const PollOutcome& outcome, const AlarmSettings& settings, T
   const std::vector<Entry> entries = prepare(outcome.entries, now);
   const auto latest_it = std::find_if(entries.begin(), entries.end(),
                                       [now](const Entry& e) { return is_usable(e, now); });
+  result.cadence = cadence_of(entries, now);
+  result.stale = stale_in_force(settings.stale, result.cadence);
 
   // Sensor status codes newer than the newest usable reading (all of them when there is none).
   // With no usable reading between them, they form one consecutive run.
@@ -156,19 +212,21 @@ Assessment evaluate(const PollOutcome& outcome, const AlarmSettings& settings, T
   if (latest_it != entries.end()) {
     const Entry& latest = *latest_it;
     result.latest = latest;
-    result.age = now - latest.date;
+    result.age = age_of(latest);
 
-    // The previous usable reading, whatever its spacing (Nightscout's ar2.js takes the two
-    // newest sgvs too); the delta and the forecast then decide whether the spacing suits them.
-    const auto prev_it = std::find_if(std::next(latest_it), entries.end(),
-                                      [now](const Entry& e) { return is_usable(e, now); });
-    if (prev_it != entries.end()) {
+    // bgnow.js previousBucket: the newest usable reading of an older bucket.
+    const auto prev_it = std::find_if(std::next(latest_it), entries.end(), [&](const Entry& e) {
+      return is_usable(e, now) && latest.date - e.date > k_bucket_offset;
+    });
+    // bgnow.js notError drops 39 ("LOW") from a bucket's mean: no delta, no forecast from it.
+    if (prev_it != entries.end() && latest.date - prev_it->date <= k_bucket_reach &&
+        latest.sgv != k_sgv_low_code && prev_it->sgv != k_sgv_low_code) {
       const Entry& prev = *prev_it;
-      const Duration gap = latest.date - prev.date;
-      if (gap >= k_delta_min_gap && gap <= k_delta_max_gap) {
-        result.delta = latest.sgv - prev.sgv;
-      }
-      if (settings.predict.enabled && gap <= k_forecast_max_gap) {
+      result.previous = prev;
+      result.mgdl_5_mins_ago = ar2::mgdl_5_mins_ago(prev, latest);
+      const double delta = latest.sgv - *result.mgdl_5_mins_ago;
+      result.delta = static_cast<int>(std::floor(delta + 0.5));  // Math.round
+      if (settings.predict.enabled) {
         if (auto points = ar2::forecast(prev, latest)) {
           result.forecast = std::move(*points);
         }
@@ -179,7 +237,7 @@ Assessment evaluate(const PollOutcome& outcome, const AlarmSettings& settings, T
   // Data alarm. `silence` is how long scout has had no usable glucose: the reading's age, or,
   // without a reading, at least as long as the sensor has been sending codes; with neither, no
   // glucose data at all (treated as older than any limit).
-  const StaleSettings& stale = settings.stale;
+  const StaleSettings& stale = result.stale;
   std::optional<Duration> silence = result.age;
   if (!silence && result.status_code_since) {
     silence = now - *result.status_code_since;

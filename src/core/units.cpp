@@ -123,6 +123,14 @@ std::string format_delta(double mgdl, GlucoseUnit unit) {
   return "invalid";
 }
 
+std::string format_delta_between(double recent_mgdl, double previous_mgdl, GlucoseUnit unit) {
+  if (unit == GlucoseUnit::mg_dl) return format_delta(recent_mgdl - previous_mgdl, unit);
+  // bgnow.js: roundBGToDisplayFormat(scaleMgdl(recent) - scaleMgdl(mean5MinsAgo)), where
+  // scaleMgdl already rounds each value to one decimal (lib/units.js mgdlToMMOL).
+  const std::int64_t tenths = mmol_tenths(recent_mgdl) - mmol_tenths(previous_mgdl);
+  return (tenths >= 0 ? "+" : "") + format_tenths(tenths);
+}
+
 Result<Duration> parse_duration(std::string_view text) {
   const auto bad = [text](const std::string& what) {
     return fail(ErrorKind::config, "invalid duration \"" + std::string(text) + "\": " + what +

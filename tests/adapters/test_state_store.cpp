@@ -124,13 +124,14 @@ State full_state() {
   glucose.alarm = Alarm{AlarmKind::low, Severity::warning};
   glucose.peak = Alarm{AlarmKind::urgent_low, Severity::urgent};
   glucose.raised_at = k_t0;
-  glucose.message = "Alice: URGENT LOW, 52 mg/dL \"falling\"";
   glucose.run = 2;
   glucose.chain_start = k_t0 + 30min;
   glucose.next_step = 1;
   glucose.last_step_at = k_t0 + 31min;
   glucose.snoozed_until = k_t0 + 60min;
+  glucose.acknowledged_at = k_t0 + 45min;
   glucose.acknowledged_by = "patient";
+  glucose.in_band = true;
   glucose.notified = {"+491511234567", "+15551234567"};
   int n = 0;
   for (const CallProgress p : every_progress) {
@@ -143,7 +144,6 @@ State full_state() {
   data.alarm = Alarm{AlarmKind::stale, Severity::urgent};
   data.peak = Alarm{AlarmKind::sensor_error, Severity::warning};
   data.raised_at = k_t0 - 5min;
-  data.message = "Bob: NO DATA";
   data.chain_start = k_t0 - 5min;
 
   ActiveAlarm unreachable = data;
@@ -161,9 +161,15 @@ State full_state() {
   soon.peak = soon.alarm;
 
   State state;
-  state.patients["Alice"] = PatientState{glucose, data, k_t0 - 10min};
-  state.patients["Bob"] = PatientState{high, unreachable, std::nullopt};
-  state.patients["Carol Ann"] = PatientState{soon, std::nullopt, std::nullopt};
+  scout::core::ReadingFacts facts;
+  facts.latest = scout::core::Entry{k_t0 - 3min, 52, "SingleDown"};
+  facts.forecast_low = 47;
+  facts.status_code = 5;
+  facts.status_code_since = k_t0 - 1min;
+  facts.cadence = 15min;
+  state.patients["Alice"] = PatientState{glucose, data, k_t0 - 10min, facts};
+  state.patients["Bob"] = PatientState{high, unreachable, std::nullopt, {}};
+  state.patients["Carol Ann"] = PatientState{soon, std::nullopt, std::nullopt, {}};
   state.patients["Dave"] = PatientState{};
   state.numbers["+491511234567"] = NumberUsage{{k_t0, k_t0 + 2min}, {k_t0 + 3min}};
   state.numbers["+15551234567"] = NumberUsage{{}, {}};

@@ -157,7 +157,7 @@ core::Config expected_full_config() {
   d.unreachable = 45min;
   d.predict = {false, 25min};
   d.ack = core::AckMode::answer;
-  d.snooze = 20min;
+  d.snooze = scout::core::SnoozeSettings::all(20min);
   d.min_call_gap = 3min;
   d.max_calls_per_hour = 8;
   d.max_sms_per_hour = 12;
@@ -330,8 +330,8 @@ patients:
   CHECK(s.thresholds == core::Thresholds{50, 75, 200, 300});
   CHECK(s.stale == core::StaleSettings{10min, 35min});
   CHECK(s.predict == core::PredictSettings{false, 15min});
-  CHECK(s.snooze == 5min);
-  CHECK(load.config->defaults.snooze == 45min);
+  CHECK(s.snooze == scout::core::SnoozeSettings::all(5min));
+  CHECK(load.config->defaults.snooze == scout::core::SnoozeSettings::all(45min));
 }
 
 TEST_CASE("a patient's schedule and escalation chains replace the defaults' ones",

@@ -30,7 +30,31 @@ core::Assessment reading(int sgv, const std::string& direction, std::optional<in
   a.latest = core::Entry{k_now - age, sgv, direction};
   a.age = age;
   a.delta = delta;
+  if (delta) a.mgdl_5_mins_ago = sgv - *delta;
   return a;
+}
+
+// What the service sends for `patient` from an empty state on this assessment (core::step's
+// first transition, rendered as the Service renders), then the report of it.
+app::PatientReport report(const core::Patient& patient, const core::Assessment& assessment,
+                          core::GlucoseUnit unit) {
+  core::Config config;
+  config.units = unit;
+  config.patients = {patient};
+  const auto t = core::step(config, core::State{}, core::PatientAssessed{patient.name, assessment},
+                            k_now);
+  std::vector<app::Outbound> outbound;
+  for (const auto& action : t.actions) {
+    const auto& ps = t.state.patients.at(patient.name);
+    if (const auto* call = std::get_if<core::PlaceCall>(&action)) {
+      outbound.push_back({k_now, true, call->patient, call->alarm_id, call->to, call->to_label,
+                          call->message, app::render(config, patient, ps, call->message, k_now)});
+    } else if (const auto* sms = std::get_if<core::SendSms>(&action)) {
+      outbound.push_back({k_now, false, sms->patient, sms->alarm_id, sms->to, sms->to_label,
+                          sms->message, app::render(config, patient, ps, sms->message, k_now)});
+    }
+  }
+  return app::make_report(patient, assessment, outbound, unit, k_now);
 }
 
 }  // namespace
@@ -48,12 +72,16 @@ TEST_CASE("check statuses combine as critical > unknown > warning > ok", "[app][
   CHECK(app::exit_code(CheckStatus::unknown) == 3);
 }
 
-TEST_CASE("would lists the first step of the alarm's chain: calls, then SMS, with their numbers",
+TEST_CASE("would lists what the first step sends: calls, then SMS, by person with numbers",
           "[app][check]") {
   const auto patient = alice();
-  CHECK(app::first_step_actions(patient, core::Severity::urgent) ==
+  auto urgent = reading(52, "SingleDown", -6, std::chrono::seconds{64});
+  urgent.glucose = core::Alarm{core::AlarmKind::urgent_low, core::Severity::urgent};
+  CHECK(report(patient, urgent, core::GlucoseUnit::mg_dl).would ==
         std::vector<app::WouldAction>{{"call", "patient", {"+33612345678"}}});
-  CHECK(app::first_step_actions(patient, core::Severity::warning) ==
+  auto low = reading(65, "Flat", 0, std::chrono::seconds{30});
+  low.glucose = core::Alarm{core::AlarmKind::low, core::Severity::warning};
+  CHECK(report(patient, low, core::GlucoseUnit::mg_dl).would ==
         std::vector<app::WouldAction>{{"call", "patient", {"+33612345678"}},
                                       {"call", "Bob", {"+33687654321"}},
                                       {"sms", "Carol", {"+33611112222"}}});
@@ -64,31 +92,31 @@ TEST_CASE("an urgent alarm is critical, a warning alarm warning, a failed poll u
   const auto patient = alice();
   auto urgent = reading(52, "SingleDown", -6, std::chrono::seconds{64});
   urgent.glucose = core::Alarm{core::AlarmKind::urgent_low, core::Severity::urgent};
-  const auto r1 = app::make_report(patient, urgent, core::GlucoseUnit::mg_dl, "");
+  const auto r1 = report(patient, urgent, core::GlucoseUnit::mg_dl);
   CHECK(r1.status == CheckStatus::critical);
   CHECK(r1.message.find("Alice: URGENT LOW, 52 mg/dL, falling") == 0);
 
   auto warning = reading(65, "Flat", 0, std::chrono::seconds{30});
   warning.glucose = core::Alarm{core::AlarmKind::low, core::Severity::warning};
-  CHECK(app::make_report(patient, warning, core::GlucoseUnit::mg_dl, "").status ==
+  CHECK(report(patient, warning, core::GlucoseUnit::mg_dl).status ==
         CheckStatus::warning);
 
   core::Assessment failed;
   failed.poll_error = core::Error{core::ErrorKind::timeout, "Nightscout timed out"};
-  const auto r3 = app::make_report(patient, failed, core::GlucoseUnit::mg_dl, "");
+  const auto r3 = report(patient, failed, core::GlucoseUnit::mg_dl);
   CHECK(r3.status == CheckStatus::unknown);
   CHECK(r3.error == "Nightscout timed out");
   CHECK(r3.would.empty());
 
   const auto fine = reading(120, "Flat", 1, std::chrono::seconds{30});
-  CHECK(app::make_report(patient, fine, core::GlucoseUnit::mg_dl, "").status == CheckStatus::ok);
+  CHECK(report(patient, fine, core::GlucoseUnit::mg_dl).status == CheckStatus::ok);
 }
 
 TEST_CASE("the JSON document has the SPEC §1 shape", "[app][check]") {
   const auto patient = alice();
   auto a = reading(52, "SingleDown", -6, std::chrono::seconds{64});
   a.glucose = core::Alarm{core::AlarmKind::urgent_low, core::Severity::urgent};
-  const auto doc = app::render_json({app::make_report(patient, a, core::GlucoseUnit::mg_dl, "")},
+  const auto doc = app::render_json({report(patient, a, core::GlucoseUnit::mg_dl)},
                                     core::GlucoseUnit::mg_dl, k_now);
   CHECK(doc.at("status") == "critical");
   const auto& p = doc.at("patients").at(0);
@@ -107,7 +135,7 @@ TEST_CASE("the JSON document has nulls where there is no usable reading", "[app]
   core::Assessment failed;
   failed.poll_error = core::Error{core::ErrorKind::network, "connection refused"};
   const auto doc =
-      app::render_json({app::make_report(alice(), failed, core::GlucoseUnit::mg_dl, "")},
+      app::render_json({report(alice(), failed, core::GlucoseUnit::mg_dl)},
                        core::GlucoseUnit::mg_dl, k_now);
   CHECK(doc.at("status") == "unknown");
   const auto& p = doc.at("patients").at(0);
@@ -124,7 +152,7 @@ TEST_CASE("the human table shows glucose in the configured unit and masks phone 
   auto a = reading(52, "SingleDown", -6, std::chrono::seconds{64});
   a.glucose = core::Alarm{core::AlarmKind::urgent_low, core::Severity::urgent};
   const auto text = app::render_text(
-      {app::make_report(alice(), a, core::GlucoseUnit::mmol_l, "")}, core::GlucoseUnit::mmol_l);
+      {report(alice(), a, core::GlucoseUnit::mmol_l)}, core::GlucoseUnit::mmol_l);
   CHECK(text.find("2.9 mmol/L") != std::string::npos);
   CHECK(text.find("\u2193") != std::string::npos);  // SingleDown arrow
   CHECK(text.find("-0.3") != std::string::npos);     // -6 mg/dL in mmol/L
@@ -140,8 +168,8 @@ TEST_CASE("the overall status is the worst patient's, ok when there is no patien
   low.glucose = core::Alarm{core::AlarmKind::low, core::Severity::warning};
   core::Assessment failed;
   failed.poll_error = core::Error{core::ErrorKind::timeout, "timed out"};
-  const auto warning = app::make_report(patient, low, core::GlucoseUnit::mg_dl, "");
-  const auto unknown = app::make_report(patient, failed, core::GlucoseUnit::mg_dl, "");
+  const auto warning = report(patient, low, core::GlucoseUnit::mg_dl);
+  const auto unknown = report(patient, failed, core::GlucoseUnit::mg_dl);
   CHECK(app::overall_status({}) == CheckStatus::ok);
   CHECK(app::overall_status({warning}) == CheckStatus::warning);
   CHECK(app::overall_status({warning, unknown}) == CheckStatus::unknown);
@@ -152,7 +180,7 @@ TEST_CASE("the human table shows the sensor's LOW without a unit", "[app][check]
   auto a = reading(39, "Flat", std::nullopt, std::chrono::seconds{30});
   a.glucose = core::Alarm{core::AlarmKind::urgent_low, core::Severity::urgent};
   const auto text = app::render_text(
-      {app::make_report(alice(), a, core::GlucoseUnit::mg_dl, "")}, core::GlucoseUnit::mg_dl);
+      {report(alice(), a, core::GlucoseUnit::mg_dl)}, core::GlucoseUnit::mg_dl);
   CHECK(text.find("Alice    LOW  ") != std::string::npos);
   CHECK(text.find("LOW mg/dL") == std::string::npos);
 }

@@ -61,7 +61,6 @@ core::PatientAssessed urgent_low(int sgv) {
   a.latest = core::Entry{k_now - std::chrono::minutes{1}, sgv, "SingleDown"};
   a.age = std::chrono::minutes{1};
   a.glucose = core::Alarm{core::AlarmKind::urgent_low, core::Severity::urgent};
-  event.glucose_message = "Alice: URGENT LOW, " + std::to_string(sgv) + " mg/dL, falling.";
   return event;
 }
 
@@ -77,8 +76,9 @@ std::vector<nlohmann::json> journal_lines(const std::string& path) {
 TEST_CASE("engine saves the state before handing out the call, and journals it", "[app][engine]") {
   TempDirectory dir;
   adapters::StateStore store(dir.file("state.json"));
-  adapters::Journal journal(dir.file("journal.jsonl"));
-  app::Engine engine(one_patient(), core::State{}, store, journal);
+  app::FileStateStorage storage(store);
+  app::FileJournal journal(dir.file("journal.jsonl"));
+  app::Engine engine(one_patient(), core::State{}, storage, journal);
 
   const auto applied = engine.apply(urgent_low(48), k_now);
 
@@ -111,8 +111,9 @@ TEST_CASE("engine saves the state before handing out the call, and journals it",
 TEST_CASE("engine does not rewrite an unchanged state", "[app][engine]") {
   TempDirectory dir;
   adapters::StateStore store(dir.file("state.json"));
-  adapters::Journal journal(dir.file("journal.jsonl"));
-  app::Engine engine(one_patient(), core::State{}, store, journal);
+  app::FileStateStorage storage(store);
+  app::FileJournal journal(dir.file("journal.jsonl"));
+  app::Engine engine(one_patient(), core::State{}, storage, journal);
   engine.apply(urgent_low(48), k_now);
   struct stat before {};
   REQUIRE(::stat(dir.file("state.json").c_str(), &before) == 0);
@@ -136,8 +137,9 @@ TEST_CASE("engine with an unwritable state file keeps running and still hands ou
   // A directory where the file should be: every save fails.
   std::filesystem::create_directories(dir.file("state.json"));
   adapters::StateStore store(dir.file("state.json"));
-  adapters::Journal journal("");
-  app::Engine engine(one_patient(), core::State{}, store, journal);
+  app::FileStateStorage storage(store);
+  app::FileJournal journal("");
+  app::Engine engine(one_patient(), core::State{}, storage, journal);
   const auto applied = engine.apply(urgent_low(48), k_now);
   CHECK(applied.outbound.size() == 1);
   CHECK(engine.state().patients.at("Alice").glucose.has_value());
@@ -149,8 +151,9 @@ TEST_CASE("engine saves again on the next event after a failed save, even with n
   TempDirectory dir;
   std::filesystem::create_directories(dir.file("state.json"));  // saves fail while this exists
   adapters::StateStore store(dir.file("state.json"));
-  adapters::Journal journal("");
-  app::Engine engine(one_patient(), core::State{}, store, journal);
+  app::FileStateStorage storage(store);
+  app::FileJournal journal("");
+  app::Engine engine(one_patient(), core::State{}, storage, journal);
   engine.apply(urgent_low(48), k_now);  // the call is decided; the save fails
   std::filesystem::remove(dir.file("state.json"));  // the disk is fine again
 

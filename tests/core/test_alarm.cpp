@@ -89,7 +89,7 @@ Patient make_alice() {
   s.escalation.urgent = {step_of(0s, {"patient"}), step_of(5min, {"contacts"}, {"contacts"})};
   s.escalation.warning = {step_of(0s, {"patient"}), step_of(15min, {}, {"contacts"})};
   s.escalation.repeat = 15min;
-  s.snooze = 30min;
+  s.snooze = scout::core::SnoozeSettings::all(30min);
   s.min_call_gap = 2min;
   s.max_calls_per_hour = 10;
   s.max_sms_per_hour = 20;
@@ -218,6 +218,11 @@ struct Sim {
     reply = std::move(t.reply);
   }
   void at(Duration since_t0) { now = k_t0 + since_t0; }
+  // For scenarios about escalation timing that tick for longer than stale.warn without polling:
+  // the patient's readings count as fresh for hours (SPEC §4.9 pauses a glucose alarm otherwise).
+  void keep_data_fresh() {
+    for (auto& p : config.patients) p.settings.stale = scout::core::StaleSettings{6h, 12h};
+  }
   void tick(Duration since_t0) {
     at(since_t0);
     apply(Tick{});
@@ -229,18 +234,31 @@ struct Sim {
     FAIL("no patient " << name);
     return config.patients.front();
   }
+  // Applies the assessment as of now: its reading is dated `age` before the sim's clock.
   void assess(const Assessment& a, const std::string& name = "Alice") {
-    const auto& p = patient(name);
-    PatientAssessed e{name, a, "", ""};
-    if (a.glucose) {
-      e.glucose_message =
-          scout::core::alarm_message(name, *a.glucose, a, p.settings, config.units, "02:10");
-    }
-    if (a.data) {
-      e.data_message =
-          scout::core::alarm_message(name, *a.data, a, p.settings, config.units, "02:10");
+    PatientAssessed e{name, a};
+    if (e.assessment.latest && e.assessment.age) {
+      e.assessment.latest->date = now - *e.assessment.age;
     }
     apply(e);
+  }
+  // The words of `m` as the app would render them now (core::render_message, since "02:10").
+  std::string say(const scout::core::Message& m, const std::string& name = "Alice") const {
+    return scout::core::render_message(name, m, ps(name).facts, patient(name).settings,
+                                       config.units, now, "02:10");
+  }
+  std::string text(const SendSms& sms) const { return say(sms.message, sms.patient); }
+  std::string text(const PlaceCall& call) const { return say(call.message, call.patient); }
+  std::string glucose_text(const std::string& name = "Alice") const {
+    scout::core::Message m;
+    m.alarm = glucose(name).alarm;
+    return say(m, name);
+  }
+  std::string data_text(const std::string& name = "Alice") const {
+    scout::core::Message m;
+    m.alarm = data(name).alarm;
+    if (ps(name).glucose) m.paused = ps(name).glucose->alarm;
+    return say(m, name);
   }
   void poll(int sgv, Duration age = 1min) { assess(reading(sgv, age)); }
   void update(const std::string& key, CallProgress progress) {
@@ -354,13 +372,13 @@ TEST_CASE("a glucose alarm is raised and step 0 of its chain calls the patient",
   CHECK(g.chain_start == k_t0);
   CHECK(g.next_step == 1);
   CHECK(g.last_step_at == std::optional<TimePoint>{k_t0});
-  CHECK(g.message == "Alice: URGENT LOW, 50 mg/dL, steady, 1 min ago.");
+  CHECK(sim.glucose_text() == "Alice: URGENT LOW, 50 mg/dL, steady, 1 min ago.");
   CHECK(g.notified == Numbers{k_alice});
   CHECK_FALSE(sim.ps().data);
 
   const auto calls = only<PlaceCall>(sim.actions);
   REQUIRE(calls.size() == 1);
-  CHECK(calls[0] == PlaceCall{"c2", "Alice", "a1", k_alice, "patient", g.message, true});
+  CHECK(calls[0] == PlaceCall{"c2", "Alice", "a1", k_alice, "patient", scout::core::Message{scout::core::MessagePurpose::alarm, k_urgent_low, std::nullopt, ""}, true});
   CHECK(only<SendSms>(sim.actions).empty());
 
   REQUIRE(g.calls.size() == 1);
@@ -410,7 +428,7 @@ TEST_CASE("a data alarm is raised and runs the chain of its severity", "[alarm]"
   CHECK_FALSE(sim.ps().glucose);
   const auto& d = sim.data();
   CHECK(d.alarm == k_stale_warning);
-  CHECK(d.message == "Alice: NO DATA, no new glucose data for 20 min, last value 110 mg/dL.");
+  CHECK(sim.data_text() == "Alice: NO DATA, no new glucose data for 20 min, last value 110 mg/dL.");
   CHECK(sim.called() == Numbers{k_alice});
   // The warning chain's step 1 (SMS only, not the urgent chain's calls) runs once the
   // patient's call has timed out unanswered.
@@ -431,14 +449,16 @@ TEST_CASE("a patient has at most one glucose alarm and one data alarm", "[alarm]
   CHECK(g.alarm == k_low);
   CHECK(d.alarm == k_sensor_error);
   CHECK(g.id != d.id);
-  // Both step 0 call the patient at once: the second call is held back (min_call_gap).
+  // At most one chain runs (SPEC §4.9): the data alarm speaks for the patient, the glucose
+  // alarm holds and waits for fresh data.
   CHECK(sim.called() == Numbers{k_alice});
-  const auto sms = only<SendSms>(sim.actions);
-  REQUIRE(sms.size() == 1);
-  CHECK(sms[0].alarm_id == d.id);
-  CHECK(sms[0].text == d.message + " (scout did not call: called 0s ago)");
-  CHECK(d.calls.empty());
-  CHECK(d.notified == Numbers{k_alice});
+  CHECK(only<SendSms>(sim.actions).empty());
+  CHECK(sim.data().calls.size() == 1);
+  CHECK(sim.glucose().calls.empty());
+  CHECK(sim.glucose().notified.empty());
+  CHECK(sim.data_text() ==
+        "Alice: SENSOR ERROR, the sensor reports an error since 02:10; the last value, 65 mg/dL "
+        "1 min ago, was a LOW.");
 
   // A second, lower alarm of each class does not add alarms.
   sim.at(1min);
@@ -454,7 +474,7 @@ TEST_CASE("events for an unknown patient change nothing but the journal", "[alar
   Sim sim;
   sim.assess(reading(50), "Alice");
   const State before = sim.state;
-  sim.apply(PatientAssessed{"Mallory", reading(40), "x", ""});
+  sim.apply(PatientAssessed{"Mallory", reading(40)});
   CHECK(sim.state == before);
   CHECK(sim.journal("unknown_call").size() == 1);
   CHECK(only<PlaceCall>(sim.actions).empty());
@@ -468,6 +488,7 @@ TEST_CASE(
     "notified list",
     "[alarm]") {
   Sim sim;
+  sim.keep_data_fresh();
   sim.poll(65);  // low: warning chain
   const auto low_id = sim.glucose().id;
   const auto first_call = sim.call_to(k_alice);
@@ -538,10 +559,11 @@ TEST_CASE("replacement follows the peak of the episode, urgent before warning, t
       {k_urgent_high, k_high, false},
       {k_stale_warning, k_stale_urgent, true},
       {k_stale_urgent, k_stale_warning, false},
-      {k_unreachable, k_stale_warning, true},
+      {k_unreachable, k_stale_warning, false},  // SPEC §4.12: only warning -> urgent
       {k_stale_warning, k_unreachable, false},
       {k_unreachable, k_sensor_error, false},
       {k_sensor_error, k_stale_urgent, true},
+      {k_unreachable, k_stale_urgent, true},
       {k_stale_urgent, k_sensor_error, false},
   }));
   CAPTURE(first, second);
@@ -579,7 +601,7 @@ TEST_CASE("a lesser alarm of the same side keeps the chain; going back up is the
   CHECK(sim.glucose().id == id);
   CHECK(sim.glucose().alarm == k_low);
   CHECK(sim.glucose().peak == k_urgent_low);
-  CHECK(sim.glucose().message == "Alice: LOW, 65 mg/dL, steady, 1 min ago.");
+  CHECK(sim.glucose_text() == "Alice: LOW, 65 mg/dL, steady, 1 min ago.");
   const auto updated = sim.journal("alarm_updated");
   REQUIRE(updated.size() == 1);
   CHECK(field(updated[0], "kind") == "low");
@@ -618,7 +640,7 @@ TEST_CASE("a glucose alarm of the other side resolves the active one and raises 
   REQUIRE(sms.size() == 1);
   CHECK(sms[0].to == k_alice);
   CHECK(sms[0].alarm_id == low_id);
-  CHECK(sms[0].text == "Alice: LOW is over, now 260 mg/dL.");
+  CHECK(sim.text(sms[0]) == "Alice: LOW is over, now 260 mg/dL.");
   CHECK(sim.called() == Numbers{k_alice});
 }
 
@@ -716,10 +738,11 @@ TEST_CASE("a failed poll resolves nothing and starts the failure streak", "[alar
   CHECK_FALSE(sim.ps().data);
   const auto sms = only<SendSms>(sim.actions);
   REQUIRE(sms.size() == 2);
-  CHECK(sms[0].alarm_id == id);
-  CHECK(sms[0].text == "Alice: LOW is over, now 100 mg/dL.");
-  CHECK(sms[1].alarm_id == data_id);
-  CHECK(sms[1].text == "Alice: NIGHTSCOUT UNREACHABLE is over, readings are arriving again.");
+  // The data class is settled first (SPEC §4.10), then the glucose class.
+  CHECK(sms[0].alarm_id == data_id);
+  CHECK(sim.text(sms[0]) == "Alice: NIGHTSCOUT UNREACHABLE is over, readings are arriving again.");
+  CHECK(sms[1].alarm_id == id);
+  CHECK(sim.text(sms[1]) == "Alice: LOW is over, now 100 mg/dL.");
 }
 
 TEST_CASE("a data alarm resolves on a successful poll with a fresh reading", "[alarm]") {
@@ -734,7 +757,7 @@ TEST_CASE("a data alarm resolves on a successful poll with a fresh reading", "[a
   CHECK_FALSE(sim.ps().data);
   const auto sms = only<SendSms>(sim.actions);
   REQUIRE(sms.size() == 1);
-  CHECK(sms[0].text == "Alice: NO DATA is over, readings are arriving again.");
+  CHECK(sim.text(sms[0]) == "Alice: NO DATA is over, readings are arriving again.");
 }
 
 TEST_CASE(
@@ -764,7 +787,7 @@ TEST_CASE(
     CHECK(sms[1].to_label == "Bob");
     for (const auto& s : sms) {
       CHECK(s.alarm_id == id);
-      CHECK(s.text == "Alice: URGENT LOW is over, now 100 mg/dL.");
+      CHECK(sim.text(s) == "Alice: URGENT LOW is over, now 100 mg/dL.");
     }
   } else {
     CHECK(sms.empty());
@@ -789,7 +812,7 @@ TEST_CASE("a step runs at chain_start + after, not a millisecond before", "[alar
   const auto sms = only<SendSms>(sim.actions);
   REQUIRE(sms.size() == 2);
   for (const auto& s : sms) {
-    CHECK(s.text == sim.glucose().message + " Not acknowledged yet.");
+    CHECK(sim.text(s) == sim.glucose_text() + " Not acknowledged yet.");
   }
   CHECK(sms[0].to_label == "Bob");
   const auto steps = sim.journal("step");
@@ -907,7 +930,7 @@ TEST_CASE("a step that placed no call does not escalate early", "[alarm]") {
     sim.poll(50);
     const auto sms = only<SendSms>(sim.actions);
     REQUIRE(sms.size() == 1);
-    CHECK(sms[0].text == sim.glucose().message);  // step 0, run 0: no "Not acknowledged yet."
+    CHECK(sim.text(sms[0]) == sim.glucose_text());  // step 0, run 0: no "Not acknowledged yet."
   }
   SECTION("every call held back") {
     sim.state.numbers[k_alice].calls = {k_t0 - 1min};
@@ -943,6 +966,7 @@ TEST_CASE("early escalation waits for every call of the previous step", "[alarm]
 
 TEST_CASE("early escalation looks only at the calls of the current run", "[alarm]") {
   Sim sim;
+  sim.keep_data_fresh();
   sim.config.patients[0].settings.min_call_gap = 20min;
   sim.poll(50);
   sim.at(1min);
@@ -991,7 +1015,7 @@ TEST_CASE("a call with no outcome after k_call_outcome_timeout ends as timeout a
   const auto key = sim.call_to(k_alice);
   sim.at(1min);
   sim.update(key, CallProgress::answered);
-  CHECK(scout::core::next_due(sim.config, sim.state) ==
+  CHECK(scout::core::next_due(sim.config, sim.state, sim.now) ==
         std::optional<TimePoint>{k_t0 + scout::core::k_call_outcome_timeout});
   sim.tick(scout::core::k_call_outcome_timeout - 1ms);
   CHECK(sim.actions.empty());
@@ -1007,6 +1031,7 @@ TEST_CASE("a call with no outcome after k_call_outcome_timeout ends as timeout a
 
 TEST_CASE("after the last step the chain reruns every repeat", "[alarm]") {
   Sim sim;
+  sim.keep_data_fresh();
   sim.poll(50);
   sim.tick(5min);   // step 1 (last)
   sim.tick(15min);  // the calls time out, nothing else
@@ -1027,7 +1052,7 @@ TEST_CASE("after the last step the chain reruns every repeat", "[alarm]") {
   sim.tick(25min);
   CHECK(sim.called() == Numbers{k_bob, k_carol});
   for (const auto& s : only<SendSms>(sim.actions)) {
-    CHECK(s.text.find(" Not acknowledged yet.") != std::string::npos);
+    CHECK(sim.text(s).find(" Not acknowledged yet.") != std::string::npos);
   }
 }
 
@@ -1124,7 +1149,8 @@ TEST_CASE("any other key repeats the prompt with the alarm message", "[alarm]") 
   sim.press(key, digits);
   REQUIRE(sim.reply);
   CHECK(sim.reply->kind == KeypressReply::Kind::repeat_prompt);
-  CHECK(sim.reply->text == sim.glucose().message);
+  REQUIRE(sim.reply->message);
+  CHECK(sim.say(*sim.reply->message) == sim.glucose_text());
   CHECK_FALSE(sim.glucose().snoozed_until);
   CHECK_FALSE(sim.call(key).acknowledged);
   CHECK(sim.called().empty());
@@ -1169,13 +1195,14 @@ TEST_CASE("a keypress found by call id", "[alarm]") {
 
 TEST_CASE("when the snooze ends and the alarm still holds the chain starts again", "[alarm]") {
   Sim sim;
+  sim.keep_data_fresh();
   sim.poll(50);
   sim.at(1min);
   sim.press(sim.call_to(k_alice), "1");
-  CHECK(scout::core::next_due(sim.config, sim.state) ==
+  CHECK(scout::core::next_due(sim.config, sim.state, sim.now) ==
         std::optional<TimePoint>{k_t0 + scout::core::k_call_outcome_timeout});
   sim.update(sim.call_to(k_alice), CallProgress::completed);
-  CHECK(scout::core::next_due(sim.config, sim.state) == std::optional<TimePoint>{k_t0 + 31min});
+  CHECK(scout::core::next_due(sim.config, sim.state, sim.now) == std::optional<TimePoint>{k_t0 + 31min});
   sim.tick(31min - 1ms);
   CHECK(sim.actions.empty());
   sim.tick(31min);
@@ -1210,7 +1237,7 @@ TEST_CASE("min_call_gap holds a call back and sends it as an SMS", "[alarm]") {
     const auto sms = only<SendSms>(sim.actions);
     REQUIRE(sms.size() == 1);
     CHECK(sms[0].to == k_alice);
-    CHECK(sms[0].text == sim.data().message + " (scout did not call: called 1m59s ago)");
+    CHECK(sim.text(sms[0]) == sim.data_text() + " (scout did not call: called 1m59s ago)");
     const auto j = sim.journal("call_held_back");
     REQUIRE(j.size() == 1);
     CHECK(j[0].level == JournalEntry::Level::warn);
@@ -1242,7 +1269,7 @@ TEST_CASE("max_calls_per_hour holds a call back; calls older than an hour do not
     CHECK(field(j[0], "reason") == "max_calls_per_hour");
     const auto sms = only<SendSms>(sim.actions);
     REQUIRE(sms.size() == 1);
-    CHECK(sms[0].text == sim.glucose().message + " (scout did not call: 3 calls in the last hour)");
+    CHECK(sim.text(sms[0]) == sim.glucose_text() + " (scout did not call: 3 calls in the last hour)");
   } else {
     CHECK(sim.state.numbers.at(k_alice).calls ==
           std::vector<TimePoint>{k_t0 - 50min, k_t0 - 40min, k_t0});
@@ -1306,8 +1333,8 @@ TEST_CASE("call limits hold per number across patients", "[alarm]") {
   REQUIRE(sms.size() == 1);
   CHECK(sms[0].to == k_bob);
   CHECK(sms[0].patient == "Dave");
-  CHECK(sms[0].text.find("Dave: URGENT LOW") == 0);
-  CHECK(sms[0].text.find("(scout did not call: called 1m ago)") != std::string::npos);
+  CHECK(sim.text(sms[0]).find("Dave: URGENT LOW") == 0);
+  CHECK(sim.text(sms[0]).find("(scout did not call: called 1m ago)") != std::string::npos);
   sim.at(7min);
   sim.assess(reading(50), "Dave");
   CHECK(sim.actions.empty());  // the held-back step ran; nothing is due
@@ -1338,7 +1365,7 @@ TEST_CASE("step targets: patient, contacts and names in order, each number once 
     sim.poll(50);
     CHECK(sim.called().empty());
     CHECK(sim.texted() == Numbers{k_alice, k_bob});
-    CHECK(only<SendSms>(sim.actions)[0].text.find("scout did not call") != std::string::npos);
+    CHECK(sim.text(only<SendSms>(sim.actions)[0]).find("scout did not call") != std::string::npos);
   }
   SECTION("a contact with the patient's number") {
     patient.contacts[0].phone = k_alice;
@@ -1443,7 +1470,7 @@ TEST_CASE("a patient removed from the config loses its state", "[alarm]") {
   REQUIRE(j.size() == 1);
   CHECK(j[0].patient == "Alice");
   CHECK(field(j[0], "alarms") == "a1");
-  CHECK(scout::core::next_due(sim.config, sim.state) == std::nullopt);
+  CHECK(scout::core::next_due(sim.config, sim.state, sim.now) == std::nullopt);
 }
 
 TEST_CASE("a restart mid-escalation neither repeats a call nor forgets the next step", "[alarm]") {
@@ -1478,7 +1505,8 @@ TEST_CASE("a restart mid-escalation neither repeats a call nor forgets the next 
 
 TEST_CASE("next_due names the earliest pending change", "[alarm]") {
   Sim sim;
-  CHECK(scout::core::next_due(sim.config, sim.state) == std::nullopt);
+  sim.keep_data_fresh();
+  CHECK(scout::core::next_due(sim.config, sim.state, sim.now) == std::nullopt);
 
   std::optional<TimePoint> expected;
   SECTION("a step due by time (urgent step 1 at 5m, before the call's 10m timeout)") {
@@ -1505,7 +1533,7 @@ TEST_CASE("next_due names the earliest pending change", "[alarm]") {
     sim.update(sim.call_to(k_alice), CallProgress::completed);
     expected = k_t0 + 31min;
   }
-  const auto due = scout::core::next_due(sim.config, sim.state);
+  const auto due = scout::core::next_due(sim.config, sim.state, sim.now);
   REQUIRE(due == expected);
   sim.now = *due - 1ms;
   sim.apply(Tick{});
@@ -1513,7 +1541,7 @@ TEST_CASE("next_due names the earliest pending change", "[alarm]") {
   sim.now = *due;
   sim.apply(Tick{});
   CHECK_FALSE(sim.actions.empty());
-  CHECK(scout::core::next_due(sim.config, sim.state) > due);
+  CHECK(scout::core::next_due(sim.config, sim.state, sim.now) > due);
 }
 
 TEST_CASE("the same input gives the same output", "[alarm]") {
@@ -1523,7 +1551,7 @@ TEST_CASE("the same input gives the same output", "[alarm]") {
   sim.at(6min);
   const Config config = sim.config;
   const State state = sim.state;
-  const std::vector<Event> events{Tick{}, PatientAssessed{"Alice", reading(40), "m", ""},
+  const std::vector<Event> events{Tick{}, PatientAssessed{"Alice", reading(40)},
                                   CallUpdate{sim.call_to(k_bob), "", CallProgress::busy, ""},
                                   Keypress{sim.call_to(k_carol), "", "2"}};
   for (const auto& e : events) {

@@ -251,12 +251,12 @@ TEST_CASE("a reading dated more than 5 minutes ahead is ignored", "[core][evalua
   CHECK(a.glucose == std::nullopt);
 }
 
-TEST_CASE("a reading dated up to 5 minutes ahead is used, with a negative age",
+TEST_CASE("a reading dated up to 5 minutes ahead is used, 0 s old (never a negative age)",
           "[core][evaluate]") {
   const auto a = assess({entry(k_t0 + 5min, 40), entry(k_t0 - 2min, 120)});
   REQUIRE(a.latest.has_value());
   CHECK(a.latest->sgv == 40);
-  CHECK(a.age == std::optional<scout::core::Duration>{-5min});
+  CHECK(a.age == std::optional<scout::core::Duration>{0ms});
   CHECK(a.glucose == k_urgent_low);
 }
 
@@ -286,18 +286,86 @@ TEST_CASE("sgv above 401 is neither glucose nor a status code", "[core][evaluate
 // ---------------------------------------------------------------------------------------------
 // Delta
 
-TEST_CASE("the delta is given only when the previous reading is 4 to 6 minutes older",
+TEST_CASE("the delta is Nightscout's: against the previous 5-minute bucket, scaled to 5 minutes "
+          "past 9 minutes",
           "[core][evaluate]") {
+  // lib/plugins/bgnow.js: buckets of 5 minutes around the newest reading (offset 2.5 min, four
+  // buckets), so the previous reading is more than 2.5 and at most 17.5 minutes older; past
+  // 9 minutes apart the value 5 minutes ago is interpolated.
   const auto with_previous_at = [](scout::core::Duration gap) {
     return assess({entry(k_t0 - 1min, 100), entry(k_t0 - 1min - gap, 106)}).delta;
   };
-  CHECK(with_previous_at(3min) == std::nullopt);
-  CHECK(with_previous_at(4min - 1ms) == std::nullopt);
+  CHECK(with_previous_at(2min) == std::nullopt);
+  CHECK(with_previous_at(150s) == std::nullopt);
+  CHECK(with_previous_at(150s + 1ms) == std::optional<int>{-6});
   CHECK(with_previous_at(4min) == std::optional<int>{-6});
   CHECK(with_previous_at(5min) == std::optional<int>{-6});
-  CHECK(with_previous_at(6min) == std::optional<int>{-6});
-  CHECK(with_previous_at(6min + 1ms) == std::nullopt);
-  CHECK(with_previous_at(7min) == std::nullopt);
+  CHECK(with_previous_at(9min) == std::optional<int>{-6});
+  CHECK(with_previous_at(10min) == std::optional<int>{-3});  // -6 / 10 * 5
+  CHECK(with_previous_at(15min) == std::optional<int>{-2});  // -6 / 15 * 5 = -2
+  CHECK(with_previous_at(1050s) == std::optional<int>{-2});
+  CHECK(with_previous_at(1050s + 1ms) == std::nullopt);
+}
+
+TEST_CASE("no delta and no forecast from a 39 (LOW) code", "[core][evaluate]") {
+  const auto latest_low = assess({entry(k_t0 - 1min, 39), entry(k_t0 - 6min, 60)});
+  CHECK(latest_low.delta == std::nullopt);
+  CHECK(latest_low.forecast.empty());
+  CHECK(latest_low.glucose == k_urgent_low);
+  const auto previous_low = assess({entry(k_t0 - 1min, 45), entry(k_t0 - 6min, 39)});
+  CHECK(previous_low.delta == std::nullopt);
+  CHECK(previous_low.forecast.empty());
+}
+
+TEST_CASE("a mmol/L delta is the difference of the rounded values, as Nightscout shows it",
+          "[core][evaluate]") {
+  // 100 -> 5.6, 97 -> 5.4: Nightscout shows -0.2, where -3 mg/dL converted would be -0.2 too;
+  // 101 -> 5.6, 99 -> 5.5: -0.1 although -2 mg/dL is -0.11 -> -0.1; 100 -> 5.6, 98 -> 5.4 shows
+  // -0.2 where -2 mg/dL alone would read -0.1.
+  const auto a = assess({entry(k_t0 - 1min, 98), entry(k_t0 - 6min, 100)});
+  REQUIRE(a.mgdl_5_mins_ago);
+  CHECK(scout::core::format_delta_between(98, *a.mgdl_5_mins_ago,
+                                          scout::core::GlucoseUnit::mmol_l) == "-0.2");
+  CHECK(scout::core::format_delta(-2, scout::core::GlucoseUnit::mmol_l) == "-0.1");
+}
+
+TEST_CASE("a sensor slower than 5 minutes gets stale thresholds from its cadence",
+          "[core][evaluate]") {
+  // A 15-minute sensor: warn = 15 + 10 = 25 min, urgent = 2 x 15 + 15 = 45 min.
+  std::vector<scout::core::Entry> libre;
+  for (int i = 0; i < 8; ++i) libre.push_back(entry(k_t0 - 20min - i * 15min, 120));
+  const auto a = assess(libre);
+  REQUIRE(a.cadence);
+  CHECK(*a.cadence == 15min);
+  CHECK(a.stale.warn == 25min);
+  CHECK(a.stale.urgent == 45min);
+  CHECK(a.data == std::nullopt);  // 20 minutes old: on time for this sensor
+  // A 5-minute sensor keeps the configured 15m / 30m.
+  std::vector<scout::core::Entry> dexcom;
+  for (int i = 0; i < 8; ++i) dexcom.push_back(entry(k_t0 - 16min - i * 5min, 120));
+  const auto b = assess(dexcom);
+  CHECK(b.stale.warn == 15min);
+  CHECK(b.data == k_stale_warning);
+}
+
+TEST_CASE("a failed poll keeps the last reading known: it ages and goes stale",
+          "[core][evaluate]") {
+  scout::core::PollOutcome outcome;
+  outcome.error = scout::core::Error{scout::core::ErrorKind::timeout, "timed out"};
+  outcome.failing_since = k_t0 - 5min;
+  outcome.last_reading = entry(k_t0 - 20min, 52);
+  const auto a = scout::core::evaluate(outcome, scout::core::AlarmSettings{}, k_t0, 0);
+  REQUIRE(a.latest);
+  CHECK(a.age == std::optional<scout::core::Duration>{20min});
+  CHECK(a.data == k_stale_warning);
+  CHECK(a.glucose == std::nullopt);
+  CHECK_FALSE(a.fresh());
+  outcome.failing_since = k_t0 - 30min;
+  CHECK(scout::core::evaluate(outcome, scout::core::AlarmSettings{}, k_t0, 0).data ==
+        k_unreachable);
+  outcome.last_reading = entry(k_t0 - 31min, 52);
+  CHECK(scout::core::evaluate(outcome, scout::core::AlarmSettings{}, k_t0, 0).data ==
+        k_stale_urgent);
 }
 
 TEST_CASE("the delta skips status codes between the two readings", "[core][evaluate]") {
@@ -566,13 +634,14 @@ TEST_CASE("AR2 interpolates over a 15-minute gap (Libre) and can raise urgent_lo
   const auto a = assess({entry(k_t0, 80), entry(k_t0 - 15min, 140)});
   CHECK(values_of(a.forecast) == std::vector<int>{68, 61, 57, 54, 53, 52});
   CHECK(a.glucose == k_urgent_low_soon);
-  CHECK(a.delta == std::nullopt);
+  CHECK(a.delta == std::optional<int>{-20});  // (80 - 140) / 15 * 5, bgnow.js
 }
 
-TEST_CASE("no forecast when the previous reading is more than 15 minutes older",
+TEST_CASE("no forecast when the previous reading is more than 17.5 minutes older",
           "[core][evaluate]") {
-  const auto a = assess({entry(k_t0, 80), entry(k_t0 - 15min - 1ms, 140)});
+  const auto a = assess({entry(k_t0, 80), entry(k_t0 - 1050s - 1ms, 140)});
   CHECK(a.forecast.empty());
+  CHECK(a.delta == std::nullopt);
   CHECK(a.glucose == std::nullopt);
 }
 

@@ -50,6 +50,7 @@ struct Verdict {
   int sgv = 0;        // 0 when no usable reading
   std::optional<int> delta;
   bool ambiguous = false;  // the outcome hinges on a choice the SPEC leaves open
+  std::int64_t stale_urgent = k_stale_urgent;  // in force for the sensor's cadence
 };
 
 // Classifies moment `m` of `trace` (oldest first) from SPEC §3–§4 with default settings.
@@ -69,21 +70,50 @@ Verdict classify(const std::vector<TraceEntry>& trace, std::int64_t m) {
   }
   const auto& cur = usable[0];
   v.sgv = cur.sgv;
-  if (usable.size() > 1) {
-    const auto gap = cur.date - usable[1].date;
-    if (gap >= 4 * k_minute && gap <= 6 * k_minute) v.delta = cur.sgv - usable[1].sgv;
+  // Nightscout's bgnow.js: the previous reading is the newest one more than 2.5 and at most
+  // 17.5 minutes older (5-minute buckets); past 9 minutes apart the delta is scaled to
+  // 5 minutes; a 39 (LOW) gives none.
+  const TraceEntry* prev = nullptr;
+  for (std::size_t i = 1; i < usable.size(); ++i) {
+    if (cur.date - usable[i].date > 150'000) {
+      if (cur.date - usable[i].date <= 1'050'000) prev = &usable[i];
+      break;
+    }
+  }
+  if (prev != nullptr && (prev->sgv == 39 || cur.sgv == 39)) prev = nullptr;
+  if (prev != nullptr) {
+    const double elapsed = static_cast<double>(cur.date - prev->date) / k_minute;
+    const double five_ago = elapsed > 9 ? cur.sgv - (cur.sgv - prev->sgv) / elapsed * 5 : prev->sgv;
+    v.delta = static_cast<int>(std::floor(cur.sgv - five_ago + 0.5));
+  }
+  // SPEC §3: a sensor slower than 5 minutes (median spacing) gets warn >= cadence + 10 min.
+  std::vector<std::int64_t> spacings;
+  for (std::size_t i = 1; i < usable.size(); ++i) {
+    if (usable[i - 1].date != usable[i].date) spacings.push_back(usable[i - 1].date - usable[i].date);
+  }
+  std::sort(spacings.begin(), spacings.end());
+  std::int64_t warn = k_stale_warn;
+  if (!spacings.empty()) {
+    const std::size_t n = spacings.size();
+    const std::int64_t cadence =
+        n % 2 == 1 ? spacings[n / 2] : (spacings[n / 2 - 1] + spacings[n / 2]) / 2;
+    if (cadence > 5 * k_minute) {
+      warn = std::max(warn, cadence + 10 * k_minute);
+      v.stale_urgent = std::max(k_stale_urgent, 2 * cadence + 15 * k_minute);
+    }
+    // A moment right at the adapted threshold depends on the exact median: don't judge it.
+    const auto age_now = m - cur.date;
+    if (cadence > 5 * k_minute && std::abs(age_now - warn) < 2 * k_minute) v.ambiguous = true;
   }
   const auto age = m - cur.date;
-  if (age > k_stale_warn) {
+  if (age > warn) {
     v.alarm = "stale";
     return v;
   }
   bool soon = false;
-  if (usable.size() > 1 && cur.sgv >= k_low) {
+  if (prev != nullptr && cur.sgv >= k_low) {
     // 20-minute horizon = the first four 5-minute AR2 points.
-    soon = ar2_drops_below(usable[1], cur, 4, k_urgent_low);
-    // Whether a forecast is made across a long gap is scout's choice: don't judge those.
-    if (soon && cur.date - usable[1].date > 15 * k_minute) v.ambiguous = true;
+    soon = ar2_drops_below(*prev, cur, 4, k_urgent_low);
   }
   if (cur.sgv < k_urgent_low) {
     v.alarm = "urgent_low";
@@ -99,9 +129,9 @@ Verdict classify(const std::vector<TraceEntry>& trace, std::int64_t m) {
   return v;
 }
 
-std::string status_of(const std::string& alarm, std::int64_t age) {
+std::string status_of(const std::string& alarm, std::int64_t age, std::int64_t stale_urgent) {
   if (alarm.empty()) return "ok";
-  if (alarm == "stale") return age > k_stale_urgent ? "critical" : "warning";
+  if (alarm == "stale") return age > stale_urgent ? "critical" : "warning";
   if (alarm == "urgent_low" || alarm == "urgent_low_soon" || alarm == "urgent_high") {
     return "critical";
   }
@@ -163,7 +193,7 @@ void check_trace(const std::filesystem::path& file) {
         }
         return m;
       }();
-      CHECK(got.at("status") == status_of(expected.alarm, age_ms));
+      CHECK(got.at("status") == status_of(expected.alarm, age_ms, expected.stale_urgent));
       if (expected.delta) {
         CHECK(got.at("delta") == *expected.delta);
       } else {

@@ -49,4 +49,16 @@ std::string redacted_site_url(const core::NightscoutSite& site);
 std::vector<core::Result<std::vector<core::Entry>>> fetch_all(
     const std::vector<core::NightscoutSite>& sites, core::Duration timeout);
 
+// The history of `site` between `from` and `to` (inclusive), for `scout replay`: GET
+// {url}/api/v1/entries/sgv.json?find[date][$gte]=FROM&find[date][$lte]=TO&count=k_history_page,
+// paged downwards (the next page's $lte is the oldest date seen minus 1 ms) until a page comes
+// back short or k_history_max_pages pages were read. Newest first, duplicates dropped. Errors as
+// fetch_all's.
+inline constexpr int k_history_page = 2000;
+inline constexpr int k_history_max_pages = 50;  // 100,000 readings: a year at 5 minutes
+[[nodiscard]] core::Result<std::vector<core::Entry>> fetch_history(const core::NightscoutSite& site,
+                                                                   core::TimePoint from,
+                                                                   core::TimePoint to,
+                                                                   core::Duration timeout);
+
 }  // namespace scout::adapters

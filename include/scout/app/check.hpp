@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "scout/core/config.hpp"
+#include "scout/app/service.hpp"
 #include "scout/core/evaluate.hpp"
 
 namespace scout::app {
@@ -22,17 +23,14 @@ int exit_code(CheckStatus status);
 // The worse of two statuses in SPEC §1's order: critical > unknown > warning > ok.
 CheckStatus worse(CheckStatus a, CheckStatus b);
 
-// One action of the first escalation step (SPEC §1 `would`): `to` is "patient", "contacts" or a
-// contact name, as written in the config; `phones` are the E.164 numbers it reaches.
+// One action of the first escalation step (SPEC §1 `would`): `to` is "patient" or a contact
+// name; `phones` are the E.164 numbers it reaches.
 struct WouldAction {
   std::string channel;  // "call" | "sms"
   std::string to;
   std::vector<std::string> phones;
   bool operator==(const WouldAction&) const = default;
 };
-
-// The actions of the first step of the chain for `severity` (calls first, then SMS).
-std::vector<WouldAction> first_step_actions(const core::Patient& patient, core::Severity severity);
 
 // What check says about one patient.
 struct PatientReport {
@@ -41,21 +39,26 @@ struct PatientReport {
   core::Assessment assessment;
   std::optional<core::Alarm> alarm;  // assessment.worst()
   std::vector<WouldAction> would;
-  std::string message;                // the alarm sentence (core::alarm_message), "" when none
+  std::string message;                // the alarm sentence as it would go out, "" when none
   std::optional<std::string> error;   // why the patient could not be evaluated
 };
 
-// Builds the report of one patient from its assessment. `since_local` as for
-// core::alarm_message. Status: an urgent alarm is critical, a warning alarm warning; a failed
-// poll without an alarm is unknown; else ok.
+// Builds the report of one patient from its assessment and what the Service would send for it
+// from an empty state (`outbound`: the calls and SMS of its first step, in order; others'
+// entries are ignored). `would` lists them by channel and person (calls first, then SMS); the
+// message is the first one's text, or the alarm sentence at `now` when nobody would be reached.
+// Status: an urgent alarm is critical, a warning alarm warning; a failed poll without an alarm
+// is unknown; else ok.
 PatientReport make_report(const core::Patient& patient, const core::Assessment& assessment,
-                          core::GlucoseUnit unit, const std::string& since_local);
+                          const std::vector<Outbound>& outbound, core::GlucoseUnit unit,
+                          core::TimePoint now);
 
 // The worst status of all reports (ok when there are none).
 CheckStatus overall_status(const std::vector<PatientReport>& reports);
 
 // The SPEC §1 JSON document (plus fields: unit, glucose (display string), arrow, severity,
-// message, thresholds in mg/dL, forecast, checked_at).
+// message, thresholds in mg/dL, stale thresholds in force and cadence in seconds, forecast,
+// checked_at).
 nlohmann::json render_json(const std::vector<PatientReport>& reports, core::GlucoseUnit unit,
                            core::TimePoint now);
 

@@ -7,7 +7,7 @@
 #include <optional>
 #include <vector>
 
-#include "scout/adapters/state_store.hpp"
+#include "scout/app/seams.hpp"
 #include "scout/core/alarm.hpp"
 #include "scout/core/config.hpp"
 
@@ -17,8 +17,8 @@ class Engine {
  public:
   // `config` is the machine's view of the config (the caller has already set ack: answer when
   // there is no listener). `store` and `journal` must outlive the engine.
-  Engine(core::Config config, core::State state, const adapters::StateStore& store,
-         adapters::Journal& journal);
+  Engine(core::Config config, core::State state, StateStorage& store, JournalSink& journal,
+         bool log_journal = true);
 
   struct Applied {
     std::vector<core::Action> outbound;  // PlaceCall and SendSms to carry out, in order
@@ -41,8 +41,8 @@ class Engine {
     const std::lock_guard lock{mutex_};
     return reader(static_cast<const core::State&>(state_));
   }
-  // core::next_due of the current state.
-  std::optional<core::TimePoint> next_due() const;
+  // core::next_due of the current state at `now`.
+  std::optional<core::TimePoint> next_due(core::TimePoint now) const;
   // Saves the current state unconditionally (at shutdown). Errors as StateStore::save.
   core::Status save() const;
   const core::Config& config() const { return config_; }
@@ -52,8 +52,9 @@ class Engine {
   const core::Config config_;
   core::State state_;
   bool unsaved_ = false;  // the last save failed: save on the next event even if nothing changed
-  const adapters::StateStore& store_;
-  adapters::Journal& journal_;
+  bool log_journal_ = true;
+  StateStorage& store_;
+  JournalSink& journal_;
 };
 
 // Logs one journal entry through spdlog at its level ("alarm_raised patient=Alice alarm=a3

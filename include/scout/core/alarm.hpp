@@ -15,6 +15,7 @@
 
 #include "scout/core/config.hpp"
 #include "scout/core/evaluate.hpp"
+#include "scout/core/message.hpp"
 
 namespace scout::core {
 
@@ -72,7 +73,6 @@ struct ActiveAlarm {
   Alarm alarm;          // the kind and severity that hold now (for messages)
   Alarm peak;           // the most severe kind seen in this episode; picks the chain
   TimePoint raised_at{};
-  std::string message;  // core::alarm_message of the latest assessment that raised/held it
 
   // Escalation (SPEC §4.1, §4.3).
   int run = 0;                 // 0 for the first pass of the chain, +1 per repeat / snooze restart
@@ -81,8 +81,13 @@ struct ActiveAlarm {
   std::optional<TimePoint> last_step_at;  // when the most recent step of this run was carried out
 
   // Acknowledgement and snooze (SPEC §4.2, §4.3).
-  std::optional<TimePoint> snoozed_until;
+  std::optional<TimePoint> snoozed_until;  // acknowledged_at + snooze_for(alarm.kind)
+  std::optional<TimePoint> acknowledged_at;
   std::string acknowledged_by;  // label of who acknowledged ("patient", a contact name); "" if not
+  // A glucose alarm whose newest fresh reading no longer raises it but is not yet back by
+  // `hysteresis` (SPEC §4.5): it holds, but runs no step and no snooze end until the readings
+  // raise it again (no call says "LOW, 73 mg/dL" with the low threshold at 70).
+  bool in_band = false;
 
   std::vector<std::string> notified;  // E.164 numbers called or texted for this alarm, first-come
   std::vector<CallRecord> calls;      // calls placed for this alarm (final ones kept k_call_memory)
@@ -95,6 +100,9 @@ struct PatientState {
   // Start of the current streak of failed polls (set on the first failed poll, cleared by a
   // successful one). The caller passes it to evaluate() as PollOutcome::failing_since.
   std::optional<TimePoint> failing_since;
+  // The newest facts about the readings (update_facts of every assessment): what messages say
+  // when they are rendered, and the last value known while Nightscout cannot be read.
+  ReadingFacts facts;
   bool operator==(const PatientState&) const = default;
 };
 
@@ -119,14 +127,16 @@ struct State {
 // ----------------------------------------------------------------------------------------------
 // Events
 
-// The outcome of one poll and evaluation of a patient. `glucose_message` / `data_message` are
-// core::alarm_message for assessment.glucose / assessment.data ("" when that alarm is unset),
-// rendered by the caller (it knows the patient's local time).
+// The outcome of one poll and evaluation of a patient.
 struct PatientAssessed {
   std::string patient;
   Assessment assessment;
-  std::string glucose_message;
-  std::string data_message;
+};
+
+// Every patient's assessment of one tick (SPEC §4.11): all are applied before any time-based
+// rule runs, so no step of one patient runs before every patient's newest reading is in.
+struct Assessed {
+  std::vector<PatientAssessed> patients;
 };
 
 // A PlaceCall was accepted by `provider`, which named the call `call_id`.
@@ -172,14 +182,15 @@ struct SmsResult {
 // Time passed. Every event also advances time-based rules; Tick does only that.
 struct Tick {};
 
-using Event = std::variant<PatientAssessed, CallPlaced, CallNotPlaced, CallUpdate, Keypress,
+using Event = std::variant<PatientAssessed, Assessed, CallPlaced, CallNotPlaced, CallUpdate, Keypress,
                            SmsResult, Tick>;
 
 // ----------------------------------------------------------------------------------------------
 // Actions
 
-// Place a call. `text` is the alarm sentence; the provider speaks it twice (SPEC §4.2) and, when
-// `gather` is true, asks "press 1 to acknowledge, press 2 to alert the contacts now" and collects
+// Place a call. `message` says what the call is about; the caller renders it into words when it
+// places the call (core::render_message with the patient's newest facts, SPEC §4.8). The provider
+// speaks it twice (SPEC §4.2) and, when `gather` is true, asks "press 1 to acknowledge, press 2 to alert the contacts now" and collects
 // one digit. `gather` is false when the patient's ack mode is `answer`.
 struct PlaceCall {
   std::string call_key;
@@ -187,7 +198,7 @@ struct PlaceCall {
   std::string alarm_id;
   std::string to;        // E.164
   std::string to_label;  // "patient" or a contact name
-  std::string text;
+  Message message;
   bool gather = true;
   bool operator==(const PlaceCall&) const = default;
 };
@@ -198,7 +209,7 @@ struct SendSms {
   std::string alarm_id;
   std::string to;        // E.164
   std::string to_label;  // "patient" or a contact name
-  std::string text;      // never carries a URL or token
+  Message message;       // rendered when sent, like PlaceCall::message
   bool operator==(const SendSms&) const = default;
 };
 
@@ -234,8 +245,14 @@ struct KeypressReply {
     no_input,       // no key: "Goodbye." — the call ends unacknowledged
     unknown_call,   // the call is not (or no longer) part of an active alarm
   };
+  KeypressReply() = default;
+  KeypressReply(Kind k, std::string t, std::optional<Message> m = std::nullopt, std::string p = "")
+      : kind(k), text(std::move(t)), message(std::move(m)), patient(std::move(p)) {}
   Kind kind = Kind::unknown_call;
-  std::string text;  // what to speak
+  std::string text;  // what to speak; for repeat_prompt the caller renders `message` into it
+  std::optional<Message> message;  // repeat_prompt: the alarm, rendered when answered
+  // The patient of the call (repeat_prompt), for rendering.
+  std::string patient;
   bool operator==(const KeypressReply&) const = default;
 };
 
@@ -297,21 +314,44 @@ struct Transition {
 //   runs the next step of the run now (the last step again when every step has run), even when
 //   snoozed; reply escalated. Other digits: reply repeat_prompt with the alarm message. "": reply
 //   no_input. A call of an alarm that was replaced or resolved: reply unknown_call.
-//  Snooze (SPEC §4.3). Once now >= snoozed_until and the alarm still holds, snooze ends
-//   (snooze_ended), acknowledged_by clears and the chain restarts (run + 1, chain_start = now).
+//  Snooze (SPEC §4.3, §4.12). Acknowledging snoozes until acknowledged_at + snooze_for(the kind
+//   that holds); when the kind changes while snoozed the end follows it (improving lengthens
+//   the quiet, a relapse shortens it). Once
+//   now >= snoozed_until and the alarm still holds, snooze ends (snooze_ended), acknowledged_by
+//   clears and the chain restarts (run + 1, chain_start = now).
+//  Facts (SPEC §4.8). Every PatientAssessed updates PatientState::facts (update_facts); actions
+//   carry a Message (kind, purpose), never words: the caller renders them when it sends them.
+//  Data alarms (SPEC §4.12). A data alarm is replaced only when it worsens from warning to
+//   urgent; other changes of kind keep its chain and snooze.
+//  Pause (SPEC §4.9). A glucose alarm runs no step, repeat or snooze end while a data alarm is
+//   active or readings_fresh() is false; it still holds. Messages of a data alarm name the
+//   glucose alarm that holds (Message::paused). Keypress '2' on a paused glucose alarm's call
+//   runs the data alarm's next step instead (none without a data alarm).
+//  Band (SPEC §4.5). A fresh assessment without a glucose alarm of the active alarm's side that
+//   does not resolve it sets in_band; one that raises that side again clears it. While in_band
+//   the alarm behaves as paused.
+//  Data return (SPEC §4.10). A PatientAssessed whose fresh reading resolves the data alarm,
+//   while the same glucose alarm still holds, ends that alarm's snooze (snooze_ended) and
+//   restarts its chain from step 0 (chain_restarted, reason data_returned) in the same event.
+//  Batches (SPEC §4.11). Assessed applies every PatientAssessed first (data class, then
+//   glucose class, per patient), then the time-based rules once.
 //
 // Deterministic: the same (config, state, event, now) gives the same result. Never throws.
 Transition step(const Config& config, State state, const Event& event, TimePoint now);
 
 // The earliest time at which a Tick would change something: a step due by time, a repeat, a
 // snooze end, a call reaching k_call_outcome_timeout. nullopt when nothing is pending. The run
-// loop wakes at this time between polls, so steps run on time whatever poll.interval is.
-std::optional<TimePoint> next_due(const Config& config, const State& state);
+// loop wakes at this time between polls, so steps run on time whatever poll.interval is. A
+// glucose alarm that is paused at `now` (SPEC §4.9), or would be by the time a step of it is
+// due, contributes only its calls' timeouts: fresh data (an assessment) resume it.
+std::optional<TimePoint> next_due(const Config& config, const State& state, TimePoint now);
 
-// The all-clear text for a resolved alarm, e.g. "Alice: URGENT LOW is over, now 98 mg/dL."
-// (glucose alarms, with the value in `unit`) or "Alice: NO DATA is over, readings are arriving
-// again." (data alarms; `sgv` ignored).
-std::string resolved_message(const std::string& patient_name, const Alarm& alarm,
-                             std::optional<int> sgv, GlucoseUnit unit);
+// The quiet time after acknowledging an alarm of `kind` (SPEC §2 `snooze`, §4.12).
+Duration snooze_for(const AlarmSettings& settings, AlarmKind kind);
+
+// True when the newest reading in `patient.facts` is fresh at `now` (age <= the stale warn
+// threshold in force for the sensor's cadence). A glucose alarm runs its chain only then and
+// only while no data alarm is active (SPEC §4.9).
+bool readings_fresh(const PatientState& patient, const AlarmSettings& settings, TimePoint now);
 
 }  // namespace scout::core

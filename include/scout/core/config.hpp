@@ -58,6 +58,21 @@ struct PredictSettings {
   bool operator==(const PredictSettings&) const = default;
 };
 
+// Quiet time after an acknowledgement, by alarm kind (SPEC §2 `snooze`, §4.12). The defaults
+// follow Nightscout's own snooze ladders: urgent lows 15m, low 30m, highs 1h, data alarms 1h.
+// `data` covers stale, unreachable and sensor_error. A single duration in the config sets all.
+struct SnoozeSettings {
+  Duration urgent_low = std::chrono::minutes{15};
+  Duration urgent_low_soon = std::chrono::minutes{15};
+  Duration low = std::chrono::minutes{30};
+  Duration high = std::chrono::hours{1};
+  Duration urgent_high = std::chrono::hours{1};
+  Duration data = std::chrono::hours{1};
+  // Every kind set to `d`.
+  static SnoozeSettings all(Duration d) { return {d, d, d, d, d, d}; }
+  bool operator==(const SnoozeSettings&) const = default;
+};
+
 enum class AckMode { keypress, answer };
 const char* to_string(AckMode mode);
 
@@ -86,7 +101,7 @@ struct AlarmSettings {
   Duration unreachable = std::chrono::minutes{30};
   PredictSettings predict;
   AckMode ack = AckMode::keypress;
-  Duration snooze = std::chrono::minutes{30};
+  SnoozeSettings snooze;
   Duration min_call_gap = std::chrono::minutes{2};
   int max_calls_per_hour = 10;
   int max_sms_per_hour = 20;

@@ -41,6 +41,11 @@ std::string format_glucose(double mgdl, GlucoseUnit unit);
 // that rounds to zero is "+0" (mg/dL) or "+0.0" (mmol/L), as Nightscout's delta.js shows it.
 std::string format_delta(double mgdl, GlucoseUnit unit);
 
+// The delta from `previous_mgdl` to `recent_mgdl` as Nightscout's page shows it
+// (lib/plugins/bgnow.js calcDelta, `scaled`): mg/dL, Math.round(recent - previous); mmol/L,
+// the difference of the two values each rounded to one decimal first ("+0.2", "-0.3", "+0.0").
+std::string format_delta_between(double recent_mgdl, double previous_mgdl, GlucoseUnit unit);
+
 // Parses a SPEC §2 duration: one or more <integer><unit> groups, unit one of h, m, s
 // (also ms for completeness), in decreasing order, e.g. "45s", "15m", "2h", "1h30m", "0s",
 // "500ms". No sign, no fraction, no spaces.

@@ -1,0 +1,383 @@
+#include "scout/app/service.hpp"
+
+#include <algorithm>
+#include <utility>
+
+#include <spdlog/spdlog.h>
+
+#include "scout/adapters/timezone.hpp"
+#include "scout/core/message.hpp"
+
+namespace scout::app {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// With a listener, a call still not final this long after it was placed is polled as well, in
+// case its webhooks never arrive (a wrong public_url, a proxy down).
+constexpr core::Duration k_webhook_grace = 90s;
+// advance() applies at most this many Ticks per call: next_due only moves on when a Tick acts,
+// so this bounds a machine that reports a due time it then does not act on.
+constexpr int k_max_ticks_per_advance = 8;
+
+int utc_minute_of_day(core::TimePoint at) {
+  constexpr std::int64_t k_day = 24 * 60;
+  const auto minutes = std::chrono::floor<std::chrono::minutes>(at).time_since_epoch().count();
+  return static_cast<int>(((minutes % k_day) + k_day) % k_day);
+}
+
+}  // namespace
+
+core::Assessment assess(const core::Patient& patient, const core::PollOutcome& outcome,
+                        core::TimePoint now) {
+  const auto local = adapters::local_minute_of_day(patient.timezone, now);
+  const int minute = local ? *local : utc_minute_of_day(now);
+  return core::evaluate(outcome, patient.settings, now, minute);
+}
+
+std::string render(const core::Config& config, const core::Patient& patient,
+                   const core::PatientState& state, const core::Message& message,
+                   core::TimePoint now) {
+  std::string since_local;
+  const auto hhmm = [&](core::TimePoint t) { return adapters::local_hhmm(patient.timezone, t); };
+  if (message.alarm.kind == core::AlarmKind::sensor_error && state.facts.status_code_since) {
+    since_local = hhmm(*state.facts.status_code_since);
+  } else if (state.failing_since) {
+    since_local = hhmm(*state.failing_since);
+  } else if (state.facts.status_code_since) {
+    since_local = hhmm(*state.facts.status_code_since);
+  }
+  return core::render_message(patient.name, message, state.facts, patient.settings, config.units,
+                              now, since_local);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker threads
+
+struct Service::Workers {
+  explicit Workers(Service& service, int count) : service_(service) {
+    for (int i = 0; i < count; ++i) threads_.emplace_back([this] { work(); });
+  }
+  ~Workers() { stop(); }
+
+  void submit(std::vector<core::Action> actions) {
+    if (actions.empty()) return;
+    {
+      const std::lock_guard lock{mutex_};
+      for (auto& action : actions) queue_.push_back(std::move(action));
+    }
+    work_cv_.notify_all();
+  }
+
+  void drain() {
+    std::unique_lock lock{mutex_};
+    idle_cv_.wait(lock, [this] { return queue_.empty() && busy_ == 0; });
+  }
+
+  void stop() {
+    {
+      const std::lock_guard lock{mutex_};
+      if (stopping_) return;
+      stopping_ = true;
+    }
+    work_cv_.notify_all();
+    for (auto& thread : threads_) thread.join();
+  }
+
+ private:
+  void work() {
+    for (;;) {
+      core::Action action;
+      {
+        std::unique_lock lock{mutex_};
+        work_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping, nothing left
+        action = std::move(queue_.front());
+        queue_.pop_front();
+        ++busy_;
+      }
+      submit(service_.carry_out(action));
+      {
+        const std::lock_guard lock{mutex_};
+        --busy_;
+      }
+      idle_cv_.notify_all();
+      if (service_.options_.on_change) service_.options_.on_change();
+    }
+  }
+
+  Service& service_;
+  std::mutex mutex_;
+  std::condition_variable work_cv_;
+  std::condition_variable idle_cv_;
+  std::deque<core::Action> queue_;
+  int busy_ = 0;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Service
+
+namespace {
+
+core::Config machine_view(const core::Config& config, bool listening) {
+  core::Config view = config;
+  // Without a listener nobody can press a key: answering is the acknowledgement (SPEC §4.2).
+  if (!listening) {
+    for (auto& patient : view.patients) patient.settings.ack = core::AckMode::answer;
+  }
+  return view;
+}
+
+}  // namespace
+
+Service::Service(const core::Config& config, core::State state, Clock& clock, CgmSource& cgm,
+                 Telephony& telephony, StateStorage& store, JournalSink& journal,
+                 ServiceOptions options)
+    : config_(config),
+      clock_(clock),
+      cgm_(cgm),
+      telephony_(telephony),
+      options_(std::move(options)) {
+  engine_ = std::make_unique<Engine>(machine_view(config, options_.listening), std::move(state),
+                                     store, journal, options_.log_journal);
+  for (const auto& patient : engine_->config().patients) patients_[patient.name] = &patient;
+  if (options_.workers > 0) workers_ = std::make_unique<Workers>(*this, options_.workers);
+}
+
+Service::~Service() { stop(); }
+
+void Service::stop() {
+  if (workers_) {
+    workers_->drain();
+    workers_->stop();
+  }
+}
+
+void Service::drain() {
+  if (workers_) workers_->drain();
+}
+
+core::Status Service::save() const { return engine_->save(); }
+
+core::State Service::state() const { return engine_->state(); }
+
+std::vector<core::PatientAssessed> Service::last_assessments() const {
+  const std::lock_guard lock{assessed_mutex_};
+  return last_assessed_;
+}
+
+void Service::apply(const core::Event& event) {
+  auto applied = engine_->apply(event, clock_.now());
+  dispatch(std::move(applied.outbound));
+}
+
+void Service::dispatch(std::vector<core::Action> actions) {
+  if (actions.empty()) return;
+  if (workers_) {
+    workers_->submit(std::move(actions));
+    return;
+  }
+  // Inline: carry out in order, and what each result causes after what is already queued.
+  std::deque<core::Action> queue(std::make_move_iterator(actions.begin()),
+                                 std::make_move_iterator(actions.end()));
+  while (!queue.empty()) {
+    const core::Action action = std::move(queue.front());
+    queue.pop_front();
+    for (auto& next : carry_out(action)) queue.push_back(std::move(next));
+    if (options_.on_change) options_.on_change();
+  }
+}
+
+std::string Service::render_now(const std::string& patient, const core::Message& message,
+                                core::TimePoint now) const {
+  const auto it = patients_.find(patient);
+  if (it == patients_.end()) return patient + ": " + core::alarm_title(message.alarm) + ".";
+  const core::Patient& p = *it->second;
+  return engine_->read([&](const core::State& state) {
+    const auto ps = state.patients.find(patient);
+    static const core::PatientState k_none{};
+    return render(config_, p, ps == state.patients.end() ? k_none : ps->second, message, now);
+  });
+}
+
+std::vector<core::Action> Service::carry_out(const core::Action& action) {
+  Engine::Applied applied;
+  if (const auto* call = std::get_if<core::PlaceCall>(&action)) {
+    const core::TimePoint at = clock_.now();
+    Outbound out{at, true, call->patient, call->alarm_id, call->to, call->to_label,
+                 call->message, render_now(call->patient, call->message, at)};
+    if (options_.on_outbound) options_.on_outbound(out);
+    const auto sent = telephony_.place_call(
+        adapters::CallRequest{call->call_key, call->to, out.text, call->gather});
+    if (sent) {
+      applied = engine_->apply(core::CallPlaced{call->call_key, sent->provider, sent->id},
+                               clock_.now());
+    } else {
+      applied = engine_->apply(core::CallNotPlaced{call->call_key, sent.error().message},
+                               clock_.now());
+    }
+  } else if (const auto* sms = std::get_if<core::SendSms>(&action)) {
+    const core::TimePoint at = clock_.now();
+    Outbound out{at, false, sms->patient, sms->alarm_id, sms->to, sms->to_label, sms->message,
+                 render_now(sms->patient, sms->message, at)};
+    if (options_.on_outbound) options_.on_outbound(out);
+    const auto sent = telephony_.send_sms(sms->to, out.text);
+    core::SmsResult result;
+    result.sms_key = sms->sms_key;
+    result.patient = sms->patient;
+    result.alarm_id = sms->alarm_id;
+    result.to = sms->to;
+    result.sent = static_cast<bool>(sent);
+    if (sent) {
+      result.provider = sent->provider;
+    } else {
+      result.error = sent.error().message;
+    }
+    applied = engine_->apply(result, clock_.now());
+  }
+  return std::move(applied.outbound);
+}
+
+void Service::tick() {
+  const auto& patients = engine_->config().patients;
+  std::vector<const core::Patient*> wanted;
+  wanted.reserve(patients.size());
+  for (const auto& patient : patients) wanted.push_back(&patient);
+  auto fetched = cgm_.fetch(wanted);
+  // The clock is read when the answers are in hand, so that ages are not understated.
+  const core::TimePoint now = clock_.now();
+
+  core::Assessed batch;
+  batch.patients.reserve(patients.size());
+  for (std::size_t i = 0; i < patients.size(); ++i) {
+    const core::Patient& patient = patients[i];
+    core::PollOutcome outcome;
+    engine_->read([&](const core::State& state) {
+      const auto it = state.patients.find(patient.name);
+      if (it == state.patients.end()) return 0;
+      outcome.failing_since = it->second.failing_since;
+      outcome.last_reading = it->second.facts.latest;
+      outcome.last_cadence = it->second.facts.cadence;
+      return 0;
+    });
+    bool& reported = reported_failure_[patient.name];
+    if (i < fetched.size() && fetched[i]) {
+      outcome.entries = std::move(*fetched[i]);
+      outcome.failing_since.reset();
+      if (reported) spdlog::info("Nightscout of {} answers again", patient.name);
+      reported = false;
+    } else {
+      const core::Error error = i < fetched.size()
+                                    ? fetched[i].error()
+                                    : core::Error{core::ErrorKind::internal, "no answer"};
+      outcome.error = error;
+      if (!outcome.failing_since) outcome.failing_since = now;
+      // SPEC §3: a 401/403 is logged once per streak at error level.
+      if (!reported) {
+        if (error.kind == core::ErrorKind::auth) {
+          spdlog::error("Nightscout of {} refuses scout's credentials (check the token or "
+                        "api_secret): {}", patient.name, error.message);
+        } else {
+          spdlog::warn("cannot read the Nightscout of {}: {}", patient.name, error.message);
+        }
+        reported = true;
+      } else {
+        spdlog::debug("cannot read the Nightscout of {}: {}", patient.name, error.message);
+      }
+    }
+    core::PatientAssessed assessed{patient.name, assess(patient, outcome, now)};
+    if (assessed.assessment.latest) {
+      spdlog::debug("{}: {} mg/dL {} age {}", patient.name, assessed.assessment.latest->sgv,
+                    assessed.assessment.latest->direction,
+                    core::format_age(*assessed.assessment.age));
+    }
+    batch.patients.push_back(std::move(assessed));
+  }
+  {
+    const std::lock_guard lock{assessed_mutex_};
+    last_assessed_ = batch.patients;
+  }
+  apply(batch);
+  // Calls placed by this very tick have nothing to tell yet.
+  poll_calls_placed_before(now);
+  advance();
+}
+
+namespace {
+
+struct InFlight {
+  std::string key;
+  std::string provider;
+  std::string call_id;
+  core::TimePoint placed_at{};
+};
+
+std::vector<InFlight> in_flight(const core::State& state) {
+  std::vector<InFlight> calls;
+  for (const auto& [name, patient] : state.patients) {
+    for (const auto* alarm : {&patient.glucose, &patient.data}) {
+      if (!alarm->has_value()) continue;
+      for (const auto& call : (*alarm)->calls) {
+        if (!call.call_id.empty() && !call.provider.empty() && !core::is_final(call.progress)) {
+          calls.push_back({call.key, call.provider, call.call_id, call.placed_at});
+        }
+      }
+    }
+  }
+  return calls;
+}
+
+}  // namespace
+
+bool Service::calls_in_flight() const { return !engine_->read(in_flight).empty(); }
+
+void Service::poll_calls() { poll_calls_placed_before(clock_.now() + core::Duration{1}); }
+
+void Service::poll_calls_placed_before(core::TimePoint before) {
+  for (const auto& call : engine_->read(in_flight)) {
+    if (call.placed_at >= before) continue;
+    if (options_.listening && clock_.now() - call.placed_at < k_webhook_grace) continue;
+    const auto status = telephony_.poll_call(call.provider, call.call_id);
+    if (!status) {
+      spdlog::warn("cannot ask {} about call {}: {}", call.provider, call.key,
+                   status.error().error.message);
+      continue;
+    }
+    if (!status->digits.empty()) {
+      apply(core::Keypress{call.key, call.call_id, status->digits});
+    }
+    // A call resource that says `completed` was answered (an unanswered call ends as
+    // unanswered, busy, timeout, ...); polling may never have seen it in progress.
+    if (status->progress == core::CallProgress::completed) {
+      apply(core::CallUpdate{call.key, call.call_id, core::CallProgress::answered, "polled"});
+    }
+    if (status->progress != core::CallProgress::ringing) {
+      apply(core::CallUpdate{call.key, call.call_id, status->progress, status->detail});
+    }
+  }
+}
+
+void Service::advance() {
+  for (int i = 0; i < k_max_ticks_per_advance; ++i) {
+    const core::TimePoint now = clock_.now();
+    const auto due = engine_->next_due(now);
+    if (!due || *due > now) return;
+    apply(core::Tick{});
+  }
+}
+
+std::optional<core::TimePoint> Service::next_due() const { return engine_->next_due(clock_.now()); }
+
+std::optional<core::KeypressReply> Service::deliver(const core::Event& event) {
+  auto applied = engine_->apply(event, clock_.now());
+  auto reply = std::move(applied.reply);
+  if (reply && reply->message) reply->text = render_now(reply->patient, *reply->message, clock_.now());
+  dispatch(std::move(applied.outbound));
+  if (options_.on_change) options_.on_change();
+  return reply;
+}
+
+}  // namespace scout::app
