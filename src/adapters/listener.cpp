@@ -20,6 +20,7 @@
 #include "scout/adapters/call_script.hpp"
 #include "scout/adapters/crypto.hpp"
 #include "scout/adapters/encoding.hpp"
+#include "scout/adapters/wall_clock.hpp"
 
 namespace scout::adapters {
 namespace {
@@ -242,7 +243,7 @@ class RequestHandler {
     const WebhookSecrets& secrets = m_context.secrets;
     if (!secrets.vonage_signature_secret.empty()) {
       const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                           std::chrono::system_clock::now().time_since_epoch())
+                           wall_clock_now().time_since_epoch())
                            .count();
       const auto verified =
           verify_vonage_webhook(m_req.get_header_value("Authorization"), m_req.body,

@@ -18,6 +18,7 @@
 #include "scout/adapters/crypto.hpp"
 #include "scout/adapters/encoding.hpp"
 #include "scout/core/redact.hpp"
+#include "scout/adapters/wall_clock.hpp"
 
 #ifdef SCOUT_VERSION
 #define SCOUT_PROVIDERS_USER_AGENT "scout/" SCOUT_VERSION
@@ -362,8 +363,7 @@ ProviderResult<std::string> string_field(const json& document, const char* key,
 }
 
 std::int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::seconds>(wall_clock_now().time_since_epoch())
       .count();
 }
 

@@ -1,4 +1,5 @@
 #include "scout/adapters/state_store.hpp"
+#include "scout/adapters/wall_clock.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -521,7 +522,8 @@ NumberUsage read_usage(Reader& r, const json& value, const std::string& path) {
 
 // The UTC time now as yyyymmddThhmmssZ (the suffix of a corrupt state file's new name).
 std::string utc_stamp_now() {
-  const std::time_t now = std::time(nullptr);
+  const std::time_t now = std::chrono::system_clock::to_time_t(
+      std::chrono::time_point_cast<std::chrono::seconds>(wall_clock_now()));
   std::tm parts{};
   gmtime_r(&now, &parts);
   std::array<char, 32> buffer{};

@@ -3,12 +3,11 @@
 #include <chrono>
 
 #include "scout/adapters/nightscout.hpp"
+#include "scout/adapters/wall_clock.hpp"
 
 namespace scout::app {
 
-core::TimePoint SystemClock::now() const {
-  return std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
-}
+core::TimePoint SystemClock::now() const { return adapters::wall_clock_now(); }
 
 std::vector<FetchResult> NightscoutSource::fetch(const std::vector<const core::Patient*>& patients) {
   std::vector<core::NightscoutSite> sites;

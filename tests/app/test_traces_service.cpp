@@ -224,7 +224,7 @@ void check_trace(const fs::path& path, const Pattern& pattern) {
 }  // namespace
 
 TEST_CASE("every real trace through the real Service: every message says the truth",
-          "[traces][service]") {
+          "[traces]") {
   const auto files = trace_files();
   if (files.empty()) {
     WARN("skipped: no CGM traces in " << k_cgm_dir.string()
