@@ -74,6 +74,7 @@ PatientReport make_report(const core::Patient& patient, const core::Assessment& 
   PatientReport report;
   report.name = patient.name;
   report.assessment = assessment;
+  report.configured_stale = patient.settings.stale;
   report.alarm = assessment.worst();
   if (assessment.poll_error) report.error = assessment.poll_error->message;
   if (report.alarm) {
@@ -269,6 +270,17 @@ std::string render_text(const std::vector<PatientReport>& reports, core::Glucose
     }
     if (!report.message.empty()) out << report.message << "\n";
     if (report.error) out << report.name << ": cannot evaluate: " << *report.error << "\n";
+  }
+  // SPEC §3: the stale thresholds in force when the sensor's cadence changed them.
+  for (const auto& report : reports) {
+    const auto& a = report.assessment;
+    if (a.stale == report.configured_stale || !a.cadence) continue;
+    const auto whole_minutes = [](core::Duration d) {
+      return std::to_string(std::chrono::duration_cast<std::chrono::minutes>(d).count()) + " min";
+    };
+    out << report.name << ": a reading every " << whole_minutes(*a.cadence) << ", so no data is "
+        << "an alarm after " << whole_minutes(a.stale.warn) << " (urgent after "
+        << whole_minutes(a.stale.urgent) << ")\n";
   }
   std::string status = to_string(overall_status(reports));
   std::transform(status.begin(), status.end(), status.begin(),

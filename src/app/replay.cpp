@@ -365,8 +365,8 @@ nlohmann::json replay_json(const ReplayResult& result, const core::Patient& pati
 
 namespace {
 
-// "-14d", "-36h", "-90m" relative to `now`, or an ISO date / date-time (UTC unless an offset or
-// Z says otherwise is not parsed: "2026-11-20", "2026-11-20T22:00", "2026-11-20T22:00:00Z").
+// "-14d", "-36h", "-8h55m" (a SPEC duration, or whole days) before `now`, or an ISO date or
+// date-time in UTC: "2026-11-20", "2026-11-20T22:00", "2026-11-20 22:00:30", "...Z".
 std::optional<TimePoint> parse_when(const std::string& text, TimePoint now) {
   if (text.size() >= 3 && text[0] == '-') {
     const auto d = core::parse_duration(text.substr(1) == "" ? "x" : text.substr(1));

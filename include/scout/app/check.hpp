@@ -41,6 +41,7 @@ struct PatientReport {
   std::vector<WouldAction> would;
   std::string message;                // the alarm sentence as it would go out, "" when none
   std::optional<std::string> error;   // why the patient could not be evaluated
+  core::StaleSettings configured_stale;  // the config's; assessment.stale is what is in force
 };
 
 // Builds the report of one patient from its assessment and what the Service would send for it
