@@ -58,6 +58,7 @@ constexpr int k_min_threshold_mgdl = 40;
 constexpr int k_max_threshold_mgdl = 400;
 // SPEC §2: poll.interval >= 10s.
 constexpr Duration k_min_poll_interval = std::chrono::seconds{10};
+constexpr Duration k_max_poll_interval = std::chrono::minutes{5};
 // AR2 forecasts six 5-minute steps (nightscout/cgm-remote-monitor:lib/plugins/ar2.js), so a
 // horizon beyond 30 minutes has nothing to look at.
 constexpr Duration k_min_predict_horizon = std::chrono::minutes{5};
@@ -708,7 +709,57 @@ class Loader {
                 core::format_duration(*value));
       return std::nullopt;
     }
+    if (value && *value > k_max_poll_interval) {
+      error(entry.value_pos(), path,
+            "must be at most " + core::format_duration(k_max_poll_interval) +
+                " (a longer loop notices a low too late), got " + core::format_duration(*value));
+      return std::nullopt;
+    }
     return value;
+  }
+
+  // A duration in [lo, hi]; `why` says what a larger value would break (SPEC §2 bounds, README).
+  std::optional<Duration> bounded(const Entry& entry, const std::string& path, Duration lo,
+                                  Duration hi, const char* why) {
+    auto value = duration(entry, path);
+    if (!value) return std::nullopt;
+    if (*value < lo) {
+      error(entry.value_pos(), path,
+            "must be at least " + core::format_duration(lo) + ", got " +
+                core::format_duration(*value));
+      return std::nullopt;
+    }
+    if (*value > hi) {
+      error(entry.value_pos(), path,
+            "must be at most " + core::format_duration(hi) + " (" + why + "), got " +
+                core::format_duration(*value));
+      return std::nullopt;
+    }
+    return value;
+  }
+  std::optional<Duration> stale_duration(const Entry& entry, const std::string& path) {
+    return bounded(entry, path, std::chrono::minutes{1}, std::chrono::hours{2},
+                   "longer and a sensor that stopped would go unnoticed for hours");
+  }
+  std::optional<Duration> unreachable_duration(const Entry& entry, const std::string& path) {
+    return bounded(entry, path, std::chrono::minutes{1}, std::chrono::hours{2},
+                   "longer and a Nightscout that is down would go unnoticed for hours");
+  }
+  std::optional<Duration> snooze_duration(const Entry& entry, const std::string& path) {
+    return bounded(entry, path, std::chrono::minutes{1}, std::chrono::hours{4},
+                   "longer and an acknowledged low could go on unheard for half a night");
+  }
+  std::optional<Duration> call_gap(const Entry& entry, const std::string& path) {
+    return bounded(entry, path, Duration{0}, std::chrono::minutes{15},
+                   "longer and the next urgent call would be held back as a mere SMS");
+  }
+  std::optional<Duration> repeat_duration(const Entry& entry, const std::string& path) {
+    return bounded(entry, path, std::chrono::minutes{1}, std::chrono::hours{2},
+                   "longer and an unacknowledged alarm would go quiet for hours");
+  }
+  std::optional<Duration> step_after(const Entry& entry, const std::string& path) {
+    return bounded(entry, path, Duration{0}, std::chrono::hours{2},
+                   "longer and the contacts would hear of an alarm hours late");
   }
 
   std::optional<Duration> positive_duration(const Entry& entry, const std::string& path) {
@@ -1314,12 +1365,12 @@ class Loader {
     if (const Entry* e = map.get("stale")) {
       const std::string path = join(level, "stale");
       if (const auto stale = as_map(e->value, e->value_pos(), path, {"warn", "urgent"})) {
-        read(*stale, "warn", &Loader::positive_duration, settings.stale.warn);
-        read(*stale, "urgent", &Loader::positive_duration, settings.stale.urgent);
+        read(*stale, "warn", &Loader::stale_duration, settings.stale.warn);
+        read(*stale, "urgent", &Loader::stale_duration, settings.stale.urgent);
         origins.stale = stale->pos;
       }
     }
-    read(map, "unreachable", &Loader::positive_duration, settings.unreachable);
+    read(map, "unreachable", &Loader::unreachable_duration, settings.unreachable);
     if (const Entry* e = map.get("predict")) {
       const std::string path = join(level, "predict");
       if (const auto predict = as_map(e->value, e->value_pos(), path, {"enabled", "horizon"})) {
@@ -1335,18 +1386,18 @@ class Loader {
         if (const auto snooze =
                 as_map(e->value, e->value_pos(), path,
                        {"urgent_low", "urgent_low_soon", "low", "high", "urgent_high", "data"})) {
-          read(*snooze, "urgent_low", &Loader::duration, settings.snooze.urgent_low);
-          read(*snooze, "urgent_low_soon", &Loader::duration, settings.snooze.urgent_low_soon);
-          read(*snooze, "low", &Loader::duration, settings.snooze.low);
-          read(*snooze, "high", &Loader::duration, settings.snooze.high);
-          read(*snooze, "urgent_high", &Loader::duration, settings.snooze.urgent_high);
-          read(*snooze, "data", &Loader::duration, settings.snooze.data);
+          read(*snooze, "urgent_low", &Loader::snooze_duration, settings.snooze.urgent_low);
+          read(*snooze, "urgent_low_soon", &Loader::snooze_duration, settings.snooze.urgent_low_soon);
+          read(*snooze, "low", &Loader::snooze_duration, settings.snooze.low);
+          read(*snooze, "high", &Loader::snooze_duration, settings.snooze.high);
+          read(*snooze, "urgent_high", &Loader::snooze_duration, settings.snooze.urgent_high);
+          read(*snooze, "data", &Loader::snooze_duration, settings.snooze.data);
         }
-      } else if (const auto all = duration(*e, path)) {
+      } else if (const auto all = snooze_duration(*e, path)) {
         settings.snooze = core::SnoozeSettings::all(*all);
       }
     }
-    read(map, "min_call_gap", &Loader::duration, settings.min_call_gap);
+    read(map, "min_call_gap", &Loader::call_gap, settings.min_call_gap);
     read(map, "max_calls_per_hour", &Loader::positive_int, settings.max_calls_per_hour);
     read(map, "max_sms_per_hour", &Loader::positive_int, settings.max_sms_per_hour);
     read(map, "notify_resolved", &Loader::boolean, settings.notify_resolved);
@@ -1462,7 +1513,7 @@ class Loader {
         origins.warning_targets = std::move(targets);
       }
     }
-    read(*map, "repeat", &Loader::positive_duration, escalation.repeat);
+    read(*map, "repeat", &Loader::repeat_duration, escalation.repeat);
   }
 
   std::optional<std::vector<core::EscalationStep>> parse_chain(const Entry& entry,
@@ -1489,7 +1540,7 @@ class Loader {
       }
       core::EscalationStep step;
       require(*map, "after");
-      if (const Entry* e = read(*map, "after", &Loader::duration, step.after)) {
+      if (const Entry* e = read(*map, "after", &Loader::step_after, step.after)) {
         const std::string after = core::format_duration(step.after);
         if (i == 0 && urgent && step.after != Duration{0}) {
           error(e->value_pos(), join(step_path, "after"),
@@ -1810,6 +1861,18 @@ class Loader {
           error(e->value_pos(), join(path, "url"), message);
         } else {
           site.url = strip_trailing_slashes(*value);
+          // scout appends /api/v1/entries/sgv.json itself: a URL that already ends in the API
+          // path would ask for .../api/v1/api/v1/... and get 404 (SPEC §3).
+          for (const std::string_view suffix : {"/api/v1", "/api/v2", "/api/v3", "/api"}) {
+            if (site.url.size() >= suffix.size() &&
+                site.url.compare(site.url.size() - suffix.size(), suffix.size(), suffix) == 0) {
+              error(e->value_pos(), join(path, "url"),
+                    "must be the site's base URL, without " + std::string(suffix) +
+                        " (scout adds /api/v1/...): use " +
+                        in_quotes(site.url.substr(0, site.url.size() - suffix.size())));
+              break;
+            }
+          }
         }
       }
     }
@@ -1894,6 +1957,26 @@ class Loader {
           message += " or one of: " + list_names(contact_names);
         }
         error(target.pos, target.path, message);
+      }
+    }
+    // A chain that reaches nobody at all would leave this patient's alarms unheard: an error.
+    // (A single step that reaches nobody, in a chain that reaches someone, is the warning below.)
+    const auto reaches = [&](const TargetOrigin& target) {
+      if (target.name == "patient") return true;  // `phone` is required (checked on its own)
+      if (target.name == "contacts") return !patient.contacts.empty();
+      return std::find(contact_names.begin(), contact_names.end(), target.name) !=
+             contact_names.end();
+    };
+    for (const auto& [targets, chain] :
+         {std::pair{&o.urgent_targets, "urgent"}, std::pair{&o.warning_targets, "warning"}}) {
+      if (targets->empty()) continue;
+      if (std::none_of(targets->begin(), targets->end(), reaches)) {
+        const TargetOrigin& first = targets->front();
+        error(first.pos, first.path,
+              std::string("the ") + chain + " escalation chain reaches nobody for " +
+                  patient.name + (patient.contacts.empty() ? " (who has no contacts)" : "") +
+                  ": add a step that calls or texts `patient`, or give " + patient.name +
+                  " contacts");
       }
     }
     // The built-in escalation has no origins; it escalates to `contacts`.

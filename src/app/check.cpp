@@ -356,11 +356,18 @@ int run_check(const CheckOptions& options, std::ostream& out, std::ostream& err)
   std::optional<int> simulated_mgdl;
   if (options.sgv) {
     const int mgdl = core::to_mgdl(*options.sgv, config.units);
-    if (mgdl < 1 || mgdl > core::k_sgv_high_code) {
-      return fail_unknown(options, out, err,
-                          "--sgv must be a glucose value in " +
-                              std::string(core::to_string(config.units)) +
-                              " between 1 and 401 mg/dL, got " + std::to_string(*options.sgv));
+    // Below 39 mg/dL is a sensor status code, not glucose (SPEC §3): a 2.9 given to a mg/dL
+    // config is a unit mix-up, not a reading of 3 mg/dL.
+    if (mgdl < core::k_sgv_low_code || mgdl > core::k_sgv_high_code) {
+      const bool mmol = config.units == core::GlucoseUnit::mmol_l;
+      std::ostringstream given;
+      given << *options.sgv;
+      return fail_unknown(
+          options, out, err,
+          "--sgv " + given.str() + " is not a glucose value in " +
+              core::to_string(config.units) + ", the unit of " + path + " (" +
+              (mmol ? "2.2 to 22.3" : "39 to 401") + "; " + (mmol ? "39" : "2.2") + " to " +
+              (mmol ? "401" : "22.3") + " would be " + (mmol ? "mg/dL" : "mmol/L") + ")");
     }
     simulated_mgdl = mgdl;
   }

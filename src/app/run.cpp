@@ -49,9 +49,6 @@ using namespace std::chrono_literals;
 
 // Without a listener, calls in flight are polled this often (console outcomes, real providers).
 constexpr auto k_call_poll_every = 5s;
-// With a listener, a call still not final this long after it was placed is polled as well, in
-// case its webhooks never arrive (a wrong public_url, a proxy down).
-constexpr auto k_webhook_grace = 90s;
 // Worker threads carrying out calls and SMS: a provider retrying with backoff must not hold up
 // the SMS to a contact.
 constexpr int k_workers = 3;

@@ -40,8 +40,20 @@ std::string format_tenths(std::int64_t tenths) {
   // Magnitude as unsigned so that INT64_MIN does not overflow.
   const std::uint64_t magnitude =
       negative ? std::uint64_t{0} - static_cast<std::uint64_t>(tenths) : static_cast<std::uint64_t>(tenths);
-  return (negative ? "-" : "") + std::to_string(magnitude / 10) + "." +
-         std::to_string(magnitude % 10);
+  // Appended piece by piece: `"-" + std::string` trips g++ 12's false -Wrestrict at -O3.
+  std::string out;
+  if (negative) out += '-';
+  out += std::to_string(magnitude / 10);
+  out += '.';
+  out += std::to_string(magnitude % 10);
+  return out;
+}
+
+// "+" before a non-negative number's text (its own "-" otherwise). Not `"+" + text`: g++ 12
+// raises a false -Wrestrict on that at -O3.
+std::string signed_text(bool non_negative, std::string text) {
+  if (non_negative) text.insert(text.begin(), '+');
+  return text;
 }
 
 std::int64_t mmol_tenths(double mgdl) { return to_int64(js_round(mgdl / k_mmol_to_mgdl * 10.0)); }
@@ -113,11 +125,11 @@ std::string format_delta(double mgdl, GlucoseUnit unit) {
   switch (unit) {
     case GlucoseUnit::mg_dl: {
       const std::int64_t value = to_int64(js_round(mgdl));
-      return (value >= 0 ? "+" : "") + std::to_string(value);
+      return signed_text(value >= 0, std::to_string(value));
     }
     case GlucoseUnit::mmol_l: {
       const std::int64_t tenths = mmol_tenths(mgdl);
-      return (tenths >= 0 ? "+" : "") + format_tenths(tenths);
+      return signed_text(tenths >= 0, format_tenths(tenths));
     }
   }
   return "invalid";
@@ -128,7 +140,7 @@ std::string format_delta_between(double recent_mgdl, double previous_mgdl, Gluco
   // bgnow.js: roundBGToDisplayFormat(scaleMgdl(recent) - scaleMgdl(mean5MinsAgo)), where
   // scaleMgdl already rounds each value to one decimal (lib/units.js mgdlToMMOL).
   const std::int64_t tenths = mmol_tenths(recent_mgdl) - mmol_tenths(previous_mgdl);
-  return (tenths >= 0 ? "+" : "") + format_tenths(tenths);
+  return signed_text(tenths >= 0, format_tenths(tenths));
 }
 
 Result<Duration> parse_duration(std::string_view text) {
@@ -221,7 +233,9 @@ std::string format_duration(Duration d) {
   const std::int64_t total_ms = d.count();
   if (total_ms < 0) {
     // Negate in seconds, which cannot overflow (|INT64_MIN| / 1000 fits).
-    return "-" + format_duration(Duration{-(total_ms / 1000) * 1000});
+    std::string out(1, '-');
+    out += format_duration(Duration{-(total_ms / 1000) * 1000});
+    return out;
   }
   const std::int64_t seconds = total_ms / 1000;
   if (seconds == 0) {
@@ -255,7 +269,13 @@ std::string format_age(Duration age) {
   }
   const std::int64_t hours = minutes / 60;
   const std::int64_t rest = minutes % 60;
-  return std::to_string(hours) + " h" + (rest != 0 ? " " + std::to_string(rest) + " min" : "");
+  std::string text = std::to_string(hours) + " h";
+  if (rest != 0) {
+    text += ' ';
+    text += std::to_string(rest);
+    text += " min";
+  }
+  return text;
 }
 
 }  // namespace scout::core

@@ -313,3 +313,24 @@ TEST_CASE("check finds its config through $SCOUT_CONFIG when --config is absent"
   CHECK(run.exit_code == 0);
   CHECK(run.out.find("\"Alice\"") != std::string::npos);
 }
+
+TEST_CASE("check --sgv refuses a value that cannot be glucose in the config's unit, naming it",
+          "[integration][check]") {
+  TempDir dir;
+  const auto mgdl = dir.write("scout.yaml", make_config({{"Alice", "http://127.0.0.1:1"}}));
+  // 2.9 given to a mg/dL config is a mix-up of units, not a reading of 3 mg/dL.
+  const auto small = run_process({k_scout, "check", "--config", mgdl, "--sgv", "2.9"});
+  CHECK(small.exit_code == 3);
+  CHECK(small.err.find("mg/dL") != std::string::npos);
+  CHECK(small.err.find("mmol/L") != std::string::npos);
+  CHECK(small.out.find("status: UNKNOWN") != std::string::npos);
+  auto yaml = make_config({{"Alice", "http://127.0.0.1:1"}});
+  yaml.replace(yaml.find("units: mg/dL"), 12, "units: mmol/L");
+  const auto mmol = dir.write("mmol.yaml", yaml);
+  const auto large = run_process({k_scout, "check", "--config", mmol, "--sgv", "52"});
+  CHECK(large.exit_code == 3);
+  CHECK(large.err.find("is not a glucose value in mmol/L") != std::string::npos);
+  // The sensor's own LOW (39 mg/dL) is still a value one can try.
+  CHECK(patient_of(run_check_json(mgdl, {"--sgv", "39"}).doc, "Alice").at("alarm") ==
+        "urgent_low");
+}

@@ -91,3 +91,44 @@ TEST_CASE("an unknown subcommand or option is a usage error (64)", "[integration
   CHECK(version.exit_code == 0);
   CHECK(version.out.find("scout ") != std::string::npos);
 }
+
+TEST_CASE("validate refuses configs that would notify nobody or wait too long, naming the bound",
+          "[integration][validate]") {
+  TempDir dir;
+  const auto refused = [&](const std::string& name, const std::string& yaml,
+                           const std::string& expected) {
+    const auto path = dir.write(name, yaml);
+    const auto run = run_process({k_scout, "validate", "--config", path});
+    INFO(name << ": " << run.out << run.err);
+    CHECK(run.exit_code == 78);
+    CHECK((run.out + run.err).find(expected) != std::string::npos);
+  };
+  const std::string head =
+      "units: mg/dL\nproviders:\n  - type: console\n";
+  const std::string alice =
+      "patients:\n  - name: Alice\n    phone: \"+15555550100\"\n"
+      "    nightscout: {url: https://alice.example.org}\n";
+  refused("nobody.yaml",
+          head + "defaults:\n  escalation:\n    urgent:\n      - {after: 0s, call: [contacts]}\n" +
+              alice,
+          "urgent escalation chain reaches nobody for Alice (who has no contacts)");
+  refused("interval.yaml", head + "poll: {interval: 1h}\n" + alice,
+          "poll.interval: must be at most 5m");
+  refused("stale.yaml", head + "defaults:\n  stale: {warn: 12h}\n" + alice,
+          "defaults.stale.warn: must be at most 2h");
+  refused("snooze.yaml", head + "defaults:\n  snooze: 24h\n" + alice,
+          "defaults.snooze: must be at most 4h");
+  refused("snooze_kind.yaml", head + "defaults:\n  snooze: {low: 5h}\n" + alice,
+          "defaults.snooze.low: must be at most 4h");
+  refused("gap.yaml", head + "defaults:\n  min_call_gap: 6h\n" + alice,
+          "defaults.min_call_gap: must be at most 15m");
+  refused("api.yaml",
+          head + "patients:\n  - name: Alice\n    phone: \"+15555550100\"\n"
+                 "    nightscout: {url: https://alice.example.org/api/v1}\n",
+          "without /api/v1 (scout adds /api/v1/...): use 'https://alice.example.org'");
+  // A snooze map by kind, within bounds, is fine.
+  const auto ok = dir.write("ok.yaml", head + "defaults:\n  snooze: {urgent_low: 10m, data: 2h}\n" + alice);
+  const auto run = run_process({k_scout, "validate", "--config", ok});
+  INFO(run.out << run.err);
+  CHECK(run.exit_code == 0);
+}

@@ -162,7 +162,7 @@ std::string lower(std::string text) {
 std::string format_iso(Millis ms) {
   const Civil c = civil_of(ms);
   const Millis t = c.ms_of_day;
-  char text[40];
+  char text[96];  // room for any value the format could print (g++ -O3 -Wformat-truncation)
   std::snprintf(text, sizeof text, "%04d-%02u-%02uT%02lld:%02lld:%02lld.%03lldZ", c.year, c.month,
                 c.day, static_cast<long long>(t / k_hour_ms),
                 static_cast<long long>(t / k_minute_ms % 60), static_cast<long long>(t / 1000 % 60),
