@@ -754,7 +754,7 @@ class Loader {
                    "longer and the next urgent call would be held back as a mere SMS");
   }
   std::optional<Duration> repeat_duration(const Entry& entry, const std::string& path) {
-    return bounded(entry, path, std::chrono::minutes{1}, std::chrono::hours{2},
+    return bounded(entry, path, std::chrono::seconds{1}, std::chrono::hours{2},
                    "longer and an unacknowledged alarm would go quiet for hours");
   }
   std::optional<Duration> step_after(const Entry& entry, const std::string& path) {

@@ -776,7 +776,7 @@ patients:
         std::vector<std::string>{
             "scout.yaml:4:23: defaults.max_calls_per_hour: must be between 1 and 1000000, got 0",
             "scout.yaml:5:21: defaults.max_sms_per_hour: must be a whole number, got 'many'",
-            "scout.yaml:6:24: defaults.escalation.repeat: must be at least 1m, got 0s"});
+            "scout.yaml:6:24: defaults.escalation.repeat: must be at least 1s, got 0s"});
 }
 
 TEST_CASE("booleans and enums reject other words", "[adapters][config]") {
