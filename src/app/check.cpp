@@ -2,16 +2,17 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <ostream>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
 
 #include "scout/adapters/nightscout.hpp"
-#include "scout/app/seams.hpp"
-#include "scout/app/simulated.hpp"
 #include "scout/adapters/timezone.hpp"
 #include "scout/adapters/yaml_config.hpp"
+#include "scout/app/seams.hpp"
+#include "scout/app/simulated.hpp"
 #include "scout/core/message.hpp"
 #include "scout/core/redact.hpp"
 
@@ -359,30 +360,25 @@ int run_check(const CheckOptions& options, std::ostream& out, std::ostream& err)
     // Below 39 mg/dL is a sensor status code, not glucose (SPEC §3): a 2.9 given to a mg/dL
     // config is a unit mix-up, not a reading of 3 mg/dL.
     if (mgdl < core::k_sgv_low_code || mgdl > core::k_sgv_high_code) {
-      const bool mmol = config.units == core::GlucoseUnit::mmol_l;
       std::ostringstream given;
       given << *options.sgv;
-      return fail_unknown(
-          options, out, err,
-          "--sgv " + given.str() + " is not a glucose value in " +
-              core::to_string(config.units) + ", the unit of " + path + " (" +
-              (mmol ? "2.2 to 22.3" : "39 to 401") + "; " + (mmol ? "39" : "2.2") + " to " +
-              (mmol ? "401" : "22.3") + " would be " + (mmol ? "mg/dL" : "mmol/L") + ")");
+      const char* range = config.units == core::GlucoseUnit::mmol_l
+                              ? "2.2 to 22.3; 39 to 401 would be mg/dL"
+                              : "39 to 401; 2.2 to 22.3 would be mmol/L";
+      return fail_unknown(options, out, err,
+                          "--sgv " + given.str() + " is not a glucose value in " +
+                              core::to_string(config.units) + ", the unit of " + path + " (" +
+                              range + ")");
     }
     simulated_mgdl = mgdl;
   }
-  // --sgv: every patient's Nightscout answers one reading, dated now.
-  struct Fixed final : CgmSource {
-    const Clock& clock;
-    int mgdl;
-    std::string direction;
-    Fixed(const Clock& c, int m, std::string d) : clock(c), mgdl(m), direction(std::move(d)) {}
-    std::vector<FetchResult> fetch(const std::vector<const core::Patient*>& ps) override {
-      return std::vector<FetchResult>(
-          ps.size(), FetchResult{std::vector<core::Entry>{{clock.now(), mgdl, direction}}});
-    }
-  };
-  Fixed fixed(clock, simulated_mgdl.value_or(0), options.direction);
+  // --sgv: every patient's Nightscout has one reading, dated now.
+  std::map<std::string, std::vector<core::Entry>> simulated;
+  if (simulated_mgdl) {
+    const core::Entry reading{clock.now(), *simulated_mgdl, options.direction};
+    for (const auto& patient : chosen.patients) simulated[patient.name] = {reading};
+  }
+  ReplaySource fixed(clock, std::move(simulated));
   SimulatedTelephony telephony(clock, {}, Answer::never);
   MemoryStateStorage storage;
   RecordingJournal journal;

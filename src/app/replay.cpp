@@ -71,22 +71,21 @@ std::string field(const core::JournalEntry& entry, const std::string& key) {
   return "";
 }
 
-std::string local_date(const std::string& zone, TimePoint at) {
+// `at` in the patient's zone (the host's when empty; UTC when the zone is unknown).
+std::string local_format(const char* format, const std::string& zone, TimePoint at) {
+  const auto seconds = std::chrono::floor<std::chrono::seconds>(at);
   try {
     const auto* tz = zone.empty() ? date::current_zone() : date::locate_zone(zone);
-    return date::format("%F", date::make_zoned(tz, at));
+    return date::format(format, date::make_zoned(tz, seconds));
   } catch (const std::exception&) {
-    return date::format("%F", at);
+    return date::format(format, seconds);
   }
 }
-
+std::string local_date(const std::string& zone, TimePoint at) {
+  return local_format("%F", zone, at);
+}
 std::string local_time(const std::string& zone, TimePoint at) {
-  try {
-    const auto* tz = zone.empty() ? date::current_zone() : date::locate_zone(zone);
-    return date::format("%F %H:%M", date::make_zoned(tz, std::chrono::floor<std::chrono::seconds>(at)));
-  } catch (const std::exception&) {
-    return date::format("%F %H:%M", std::chrono::floor<std::chrono::seconds>(at));
-  }
+  return local_format("%F %H:%M", zone, at);
 }
 
 }  // namespace
@@ -369,16 +368,14 @@ namespace {
 // date-time in UTC: "2026-11-20", "2026-11-20T22:00", "2026-11-20 22:00:30", "...Z".
 std::optional<TimePoint> parse_when(const std::string& text, TimePoint now) {
   if (text.size() >= 3 && text[0] == '-') {
-    const auto d = core::parse_duration(text.substr(1) == "" ? "x" : text.substr(1));
-    if (d) return now - *d;
-    // days are not a SPEC duration unit: -14d
-    if (text.back() == 'd') {
-      try {
-        std::size_t used = 0;
-        const int n = std::stoi(text.substr(1, text.size() - 2), &used);
-        if (used == text.size() - 2 && n >= 0 && n <= 3650) return now - std::chrono::hours{24 * n};
-      } catch (const std::exception&) {
-      }
+    const std::string span = text.substr(1);
+    if (const auto d = core::parse_duration(span)) return now - *d;
+    // Days are not a SPEC §2 duration unit: "-14d" is 14 × 24 hours.
+    int days = 0;
+    int used = 0;
+    if (std::sscanf(span.c_str(), "%4dd%n", &days, &used) == 1 &&
+        static_cast<std::size_t>(used) == span.size() && days >= 0) {
+      return now - std::chrono::hours{24 * days};
     }
     return std::nullopt;
   }

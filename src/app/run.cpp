@@ -12,9 +12,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <iostream>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -28,17 +26,12 @@
 
 #include "scout/adapters/crypto.hpp"
 #include "scout/adapters/listener.hpp"
-#include "scout/adapters/nightscout.hpp"
 #include "scout/adapters/providers.hpp"
 #include "scout/adapters/state_store.hpp"
-#include "scout/adapters/timezone.hpp"
 #include "scout/adapters/yaml_config.hpp"
 #include "scout/app/cli.hpp"
-#include "scout/app/engine.hpp"
 #include "scout/app/seams.hpp"
 #include "scout/app/service.hpp"
-#include "scout/core/evaluate.hpp"
-#include "scout/core/message.hpp"
 #include "scout/core/redact.hpp"
 
 namespace scout::app {

@@ -39,15 +39,12 @@ core::Assessment assess(const core::Patient& patient, const core::PollOutcome& o
 std::string render(const core::Config& config, const core::Patient& patient,
                    const core::PatientState& state, const core::Message& message,
                    core::TimePoint now) {
-  std::string since_local;
-  const auto hhmm = [&](core::TimePoint t) { return adapters::local_hhmm(patient.timezone, t); };
-  if (message.alarm.kind == core::AlarmKind::sensor_error && state.facts.status_code_since) {
-    since_local = hhmm(*state.facts.status_code_since);
-  } else if (state.failing_since) {
-    since_local = hhmm(*state.failing_since);
-  } else if (state.facts.status_code_since) {
-    since_local = hhmm(*state.facts.status_code_since);
-  }
+  // "since HH:MM": the sensor codes' start for a sensor error, the failure streak's for
+  // unreachable (core::render_message uses it for those two kinds only).
+  const auto since = message.alarm.kind == core::AlarmKind::sensor_error
+                         ? state.facts.status_code_since
+                         : state.failing_since;
+  const std::string since_local = since ? adapters::local_hhmm(patient.timezone, *since) : "";
   return core::render_message(patient.name, message, state.facts, patient.settings, config.units,
                               now, since_local);
 }
@@ -250,19 +247,24 @@ void Service::tick() {
   // The clock is read when the answers are in hand, so that ages are not understated.
   const core::TimePoint now = clock_.now();
 
+  // What each patient's state already knows, read under one lock.
+  std::vector<core::PollOutcome> outcomes = engine_->read([&](const core::State& state) {
+    std::vector<core::PollOutcome> known(patients.size());
+    for (std::size_t i = 0; i < patients.size(); ++i) {
+      const auto it = state.patients.find(patients[i].name);
+      if (it == state.patients.end()) continue;
+      known[i].failing_since = it->second.failing_since;
+      known[i].last_reading = it->second.facts.latest;
+      known[i].last_cadence = it->second.facts.cadence;
+    }
+    return known;
+  });
+
   core::Assessed batch;
   batch.patients.reserve(patients.size());
   for (std::size_t i = 0; i < patients.size(); ++i) {
     const core::Patient& patient = patients[i];
-    core::PollOutcome outcome;
-    engine_->read([&](const core::State& state) {
-      const auto it = state.patients.find(patient.name);
-      if (it == state.patients.end()) return 0;
-      outcome.failing_since = it->second.failing_since;
-      outcome.last_reading = it->second.facts.latest;
-      outcome.last_cadence = it->second.facts.cadence;
-      return 0;
-    });
+    core::PollOutcome& outcome = outcomes[i];
     bool& reported = reported_failure_[patient.name];
     if (i < fetched.size() && fetched[i]) {
       outcome.entries = std::move(*fetched[i]);
@@ -296,11 +298,12 @@ void Service::tick() {
     }
     batch.patients.push_back(std::move(assessed));
   }
-  {
-    const std::lock_guard lock{assessed_mutex_};
-    last_assessed_ = batch.patients;
-  }
   apply(batch);
+  {
+    // Kept for check's report; moved, not copied, so the run loop pays nothing for it.
+    const std::lock_guard lock{assessed_mutex_};
+    last_assessed_ = std::move(batch.patients);
+  }
   // Calls placed by this very tick have nothing to tell yet.
   poll_calls_placed_before(now);
   advance();

@@ -312,8 +312,7 @@ class Machine {
       // The alarm may have been replaced by a more severe one: never say that all is well.
       reply = KeypressReply{KeypressReply::Kind::unknown_call,
                             "This call is out of date. Scout will call again if there is still "
-                            "an alarm. Goodbye.",
-                            std::nullopt, ""};
+                            "an alarm. Goodbye."};
       return;
     }
     const Patient& patient = *ref.patient;
@@ -339,7 +338,7 @@ class Machine {
         if (ps.glucose && ref.alarm == &*ps.glucose) {
           if (ps.data) {
             target = &*ps.data;
-          } else if (!readings_fresh(ps, patient.settings, now_)) {
+          } else if (glucose_paused(ps, patient.settings, now_)) {
             target = nullptr;
             text = "The glucose data are out of date. Scout will call again when new data "
                    "arrive. Goodbye.";
@@ -383,13 +382,12 @@ class Machine {
       PatientState& ps = it->second;
       // SPEC §4.9: a glucose alarm's chain pauses while the data are stale or a data alarm
       // speaks for the patient.
-      const bool glucose_paused = ps.data.has_value() || !readings_fresh(ps, patient.settings, now_);
       if (ps.glucose) {
-        advance(patient, ps, *ps.glucose, glucose_paused);
+        advance(patient, *ps.glucose, glucose_paused(ps, patient.settings, now_));
         forget_old_calls(*ps.glucose);
       }
       if (ps.data) {
-        advance(patient, ps, *ps.data, false);
+        advance(patient, *ps.data, false);
         forget_old_calls(*ps.data);
       }
     }
@@ -686,8 +684,7 @@ class Machine {
             with_call(call, {{"by", call.to_label}, {"snooze", format_duration(snooze)}}));
   }
 
-  void advance(const Patient& patient, const PatientState& ps, ActiveAlarm& a, bool paused) {
-    (void)ps;
+  void advance(const Patient& patient, ActiveAlarm& a, bool paused) {
     // A lost webhook must not stop the escalation.
     for (auto& call : a.calls) {
       if (!is_final(call.progress) && now_ >= call.placed_at + k_call_outcome_timeout) {
@@ -820,9 +817,8 @@ std::optional<TimePoint> next_due(const Config& config, const State& state, Time
       // of it is due by time. `fresh_until` is the last instant its reading is fresh.
       std::optional<TimePoint> fresh_until;
       if (slot == &ps.glucose) {
-        if (ps.data || a.in_band || !readings_fresh(ps, patient.settings, now)) continue;
-        fresh_until = ps.facts.latest->date +
-                      stale_in_force(patient.settings.stale, ps.facts.cadence).warn;
+        if (a.in_band || glucose_paused(ps, patient.settings, now)) continue;
+        fresh_until = readings_fresh_until(ps, patient.settings);
       }
       const auto consider_step = [&](TimePoint t) {
         if (!fresh_until || t <= *fresh_until) consider(t);
@@ -865,10 +861,15 @@ Duration snooze_for(const AlarmSettings& settings, AlarmKind kind) {
   return settings.snooze.data;
 }
 
-bool readings_fresh(const PatientState& patient, const AlarmSettings& settings, TimePoint now) {
-  if (!patient.facts.latest) return false;
-  const StaleSettings stale = stale_in_force(settings.stale, patient.facts.cadence);
-  return now - patient.facts.latest->date <= stale.warn;
+std::optional<TimePoint> readings_fresh_until(const PatientState& patient,
+                                              const AlarmSettings& settings) {
+  if (!patient.facts.latest) return std::nullopt;
+  return patient.facts.latest->date + stale_in_force(settings.stale, patient.facts.cadence).warn;
+}
+
+bool glucose_paused(const PatientState& patient, const AlarmSettings& settings, TimePoint now) {
+  const auto fresh_until = readings_fresh_until(patient, settings);
+  return patient.data.has_value() || !fresh_until || now > *fresh_until;
 }
 
 }  // namespace scout::core

@@ -70,17 +70,25 @@ bool is_glucose_kind(AlarmKind kind) {
 
 }  // namespace
 
+ReadingFacts facts_of(const Assessment& assessment, const AlarmSettings& settings) {
+  ReadingFacts facts;
+  facts.latest = assessment.latest;
+  facts.forecast_low = assessment.forecast_low(settings.predict.horizon);
+  facts.status_code = assessment.status_code;
+  facts.status_code_since = assessment.status_code_since;
+  facts.cadence = assessment.cadence;
+  return facts;
+}
+
 ReadingFacts update_facts(const ReadingFacts& before, const Assessment& assessment,
                           const AlarmSettings& settings) {
   if (assessment.poll_error) return before;
-  ReadingFacts facts = before;
-  if (assessment.latest) {
-    facts.latest = assessment.latest;
-    facts.forecast_low = assessment.forecast_low(settings.predict.horizon);
+  ReadingFacts facts = facts_of(assessment, settings);
+  if (!facts.latest) {
+    facts.latest = before.latest;
+    facts.forecast_low = before.forecast_low;
   }
-  facts.status_code = assessment.status_code;
-  facts.status_code_since = assessment.status_code_since;
-  if (assessment.cadence) facts.cadence = assessment.cadence;
+  if (!facts.cadence) facts.cadence = before.cadence;
   return facts;
 }
 
@@ -188,13 +196,8 @@ std::string alarm_message(const std::string& patient_name, const Alarm& alarm,
   Message message;
   message.alarm = alarm;
   if (!is_glucose_kind(alarm.kind) && assessment.glucose) message.paused = assessment.glucose;
-  ReadingFacts facts;
-  facts.latest = assessment.latest;
-  facts.forecast_low = assessment.forecast_low(settings.predict.horizon);
-  facts.status_code = assessment.status_code;
-  facts.status_code_since = assessment.status_code_since;
-  facts.cadence = assessment.cadence;
-  return render_message(patient_name, message, facts, settings, unit, now, since_local);
+  return render_message(patient_name, message, facts_of(assessment, settings), settings, unit, now,
+                        since_local);
 }
 
 std::string resolved_message(const std::string& patient_name, const Alarm& alarm,

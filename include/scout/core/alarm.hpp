@@ -323,8 +323,8 @@ struct Transition {
 //   carry a Message (kind, purpose), never words: the caller renders them when it sends them.
 //  Data alarms (SPEC §4.12). A data alarm is replaced only when it worsens from warning to
 //   urgent; other changes of kind keep its chain and snooze.
-//  Pause (SPEC §4.9). A glucose alarm runs no step, repeat or snooze end while a data alarm is
-//   active or readings_fresh() is false; it still holds. Messages of a data alarm name the
+//  Pause (SPEC §4.9). A glucose alarm runs no step, repeat or snooze end while glucose_paused();
+//   it still holds. Messages of a data alarm name the
 //   glucose alarm that holds (Message::paused). Keypress '2' on a paused glucose alarm's call
 //   runs the data alarm's next step instead (none without a data alarm).
 //  Band (SPEC §4.5). A fresh assessment without a glucose alarm of the active alarm's side that
@@ -349,9 +349,13 @@ std::optional<TimePoint> next_due(const Config& config, const State& state, Time
 // The quiet time after acknowledging an alarm of `kind` (SPEC §2 `snooze`, §4.12).
 Duration snooze_for(const AlarmSettings& settings, AlarmKind kind);
 
-// True when the newest reading in `patient.facts` is fresh at `now` (age <= the stale warn
-// threshold in force for the sensor's cadence). A glucose alarm runs its chain only then and
-// only while no data alarm is active (SPEC §4.9).
-bool readings_fresh(const PatientState& patient, const AlarmSettings& settings, TimePoint now);
+// The last instant at which the newest reading in `patient.facts` is fresh (its date + the stale
+// warn threshold in force for the sensor's cadence); nullopt without a reading.
+std::optional<TimePoint> readings_fresh_until(const PatientState& patient,
+                                              const AlarmSettings& settings);
+
+// SPEC §4.9: true when the patient's glucose alarm must not call or text at `now`: a data alarm
+// is active, or there is no fresh reading (now > readings_fresh_until).
+bool glucose_paused(const PatientState& patient, const AlarmSettings& settings, TimePoint now);
 
 }  // namespace scout::core

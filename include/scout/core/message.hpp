@@ -32,6 +32,9 @@ struct ReadingFacts {
   bool operator==(const ReadingFacts&) const = default;
 };
 
+// The facts of one assessment as it is (a failed poll's assessment carries the last reading).
+ReadingFacts facts_of(const Assessment& assessment, const AlarmSettings& settings);
+
 // `before` updated by one assessment: a failed poll changes nothing; a successful one sets
 // every field, keeping the old `latest` (and its forecast) only when the poll had no usable
 // reading, and the old cadence when it could not measure one.
