@@ -10,6 +10,9 @@
 #include <array>
 #include <cctype>
 #include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <optional>
 #include <mutex>
 #include <string_view>
 #include <utility>
@@ -226,12 +229,22 @@ ProviderResult<HttpResponse> perform(const HttpRequest& request, const HttpSetti
     if (detail.empty()) {
       detail = curl_easy_strerror(code);
     }
+    // Nothing reached the provider when no connection was made; anything later may have.
+    curl_off_t connect_us = 0;
+    curl_easy_getinfo(handle, CURLINFO_CONNECT_TIME_T, &connect_us);
+    const bool before_sending = code == CURLE_COULDNT_CONNECT ||
+                                code == CURLE_COULDNT_RESOLVE_HOST ||
+                                code == CURLE_COULDNT_RESOLVE_PROXY || connect_us == 0;
     if (code == CURLE_OPERATION_TIMEDOUT) {
-      return tl::make_unexpected(provider_error(
+      auto error = provider_error(
           ErrorKind::timeout,
-          who + ": no answer within " + format_timeout(http.timeout) + " (" + detail + ")", true));
+          who + ": no answer within " + format_timeout(http.timeout) + " (" + detail + ")", true);
+      error.ambiguous = !before_sending;
+      return tl::make_unexpected(std::move(error));
     }
-    return tl::make_unexpected(provider_error(ErrorKind::network, who + ": " + detail, true));
+    auto error = provider_error(ErrorKind::network, who + ": " + detail, true);
+    error.ambiguous = !before_sending;
+    return tl::make_unexpected(std::move(error));
   }
   HttpResponse response;
   curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &response.status);
@@ -315,17 +328,22 @@ ProviderError status_error(const HttpResponse& response, const std::string& who,
   if (status >= 300 && status < 400) {
     message += ": redirects are not followed, check base_url";
   }
-  return provider_error(ErrorKind::http_status, message, retryable, status);
+  auto error = provider_error(ErrorKind::http_status, message, retryable, status);
+  // A 5xx may come from a gateway after the provider acted; a 429 or 4xx acted on nothing.
+  error.ambiguous = status >= 500;
+  return error;
 }
 
 // The JSON object of a 2xx answer, or an error (not retryable: the request may have worked).
 ProviderResult<json> json_object(const HttpResponse& response, const std::string& who) {
   json document = json::parse(response.body, nullptr, false);
   if (!document.is_object()) {
-    return tl::make_unexpected(provider_error(
+    auto error = provider_error(
         ErrorKind::malformed_json,
         who + ": HTTP " + std::to_string(response.status) + " with a body that is not a JSON object",
-        false, static_cast<int>(response.status)));
+        false, static_cast<int>(response.status));
+    error.ambiguous = true;  // a 2xx: the provider acted
+    return tl::make_unexpected(std::move(error));
   }
   return document;
 }
@@ -354,10 +372,12 @@ ProviderResult<std::string> string_field(const json& document, const char* key,
                                          const std::string& who, long status) {
   const auto it = document.find(key);
   if (it == document.end() || !it->is_string() || it->get_ref<const std::string&>().empty()) {
-    return tl::make_unexpected(provider_error(
+    auto error = provider_error(
         ErrorKind::malformed_json,
         who + ": HTTP " + std::to_string(status) + " without \"" + key + "\" in the answer", false,
-        static_cast<int>(status)));
+        static_cast<int>(status));
+    error.ambiguous = true;  // a 2xx: the provider acted
+    return tl::make_unexpected(std::move(error));
   }
   return it->get<std::string>();
 }
@@ -365,6 +385,64 @@ ProviderResult<std::string> string_field(const json& document, const char* key,
 std::int64_t now_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(wall_clock_now().time_since_epoch())
       .count();
+}
+
+// "2026-12-01T13:40:05Z" (UTC, whole seconds).
+std::string iso8601_utc(core::TimePoint at) {
+  const std::time_t seconds = static_cast<std::time_t>(
+      std::chrono::floor<std::chrono::seconds>(at).time_since_epoch().count());
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  std::array<char, 32> text{};
+  std::strftime(text.data(), text.size(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text.data();
+}
+
+// "2026-12-01" (UTC).
+std::string utc_date(core::TimePoint at) { return iso8601_utc(at).substr(0, 10); }
+
+// Twilio's RFC 2822 times ("Tue, 01 Dec 2026 13:40:05 +0000", protocols.md §4); nullopt when the
+// text is not one.
+std::optional<core::TimePoint> parse_rfc2822(const std::string& text) {
+  static constexpr std::array<const char*, 12> k_months = {
+      "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  int day = 0;
+  int year = 0;
+  int hour = 0;
+  int minute = 0;
+  int second = 0;
+  std::array<char, 4> month{};
+  std::array<char, 6> zone{};
+  if (std::sscanf(text.c_str(), "%*3s, %2d %3s %4d %2d:%2d:%2d %5s", &day, month.data(), &year,
+                  &hour, &minute, &second, zone.data()) != 7) {
+    return std::nullopt;
+  }
+  int month_index = -1;
+  for (std::size_t i = 0; i < k_months.size(); ++i) {
+    if (std::string_view{month.data()} == k_months[i]) month_index = static_cast<int>(i);
+  }
+  const std::string_view offset{zone.data()};
+  if (month_index < 0 || offset.size() != 5 || (offset[0] != '+' && offset[0] != '-') ||
+      year < 1970 || year > 9999 || day < 1 || day > 31 || hour > 23 || minute > 59 ||
+      second > 60) {
+    return std::nullopt;
+  }
+  int offset_minutes = 0;
+  for (std::size_t i = 1; i < 5; ++i) {
+    if (offset[i] < '0' || offset[i] > '9') return std::nullopt;
+  }
+  offset_minutes = ((offset[1] - '0') * 10 + (offset[2] - '0')) * 60 +
+                   (offset[3] - '0') * 10 + (offset[4] - '0');
+  if (offset[0] == '-') offset_minutes = -offset_minutes;
+  std::tm tm{};
+  tm.tm_year = year - 1900;
+  tm.tm_mon = month_index;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = minute;
+  tm.tm_sec = second;
+  const std::time_t utc = timegm(&tm);
+  return core::TimePoint{std::chrono::seconds{utc} - std::chrono::minutes{offset_minutes}};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -470,6 +548,53 @@ class VonageProvider final : public Provider {
       return tl::make_unexpected(status.error());
     }
     return CallStatus{vonage_progress(*status), *status, ""};
+  }
+
+  ProviderResult<std::vector<FoundCall>> find_calls(const std::string& to,
+                                                    core::TimePoint since) override {
+    const std::string who = "vonage GET /v1/calls";
+    auto auth = bearer(who);
+    if (!auth) {
+      return tl::make_unexpected(auth.error());
+    }
+    const std::string url = base_ + "/v1/calls?date_start=" + percent_encode(iso8601_utc(since)) +
+                            "&page_size=100&order=desc";
+    auto answer = send(HttpRequest{"GET", url, {*auth, "Accept: application/json"}, ""}, who, to);
+    if (!answer) {
+      return tl::make_unexpected(answer.error());
+    }
+    // {count, page_size, _embedded: {calls: [{uuid, to: {type, number}, status, ...}]}}; no
+    // calls at all may come without _embedded.
+    std::vector<FoundCall> found;
+    const auto embedded = answer->find("_embedded");
+    if (embedded == answer->end()) return found;
+    const json* calls = embedded->is_object() && embedded->contains("calls")
+                            ? &(*embedded)["calls"]
+                            : nullptr;
+    if (calls == nullptr || !calls->is_array()) {
+      return tl::make_unexpected(provider_error(
+          ErrorKind::malformed_json, who + ": _embedded.calls is not a list", false, 200));
+    }
+    const std::string digits = without_plus(to);
+    for (const auto& call : *calls) {
+      if (!call.is_object()) continue;
+      const auto uuid = call.find("uuid");
+      const auto callee = call.find("to");
+      if (uuid == call.end() || !uuid->is_string() || callee == call.end()) continue;
+      std::string number;
+      if (callee->is_object() && callee->contains("number") && (*callee)["number"].is_string()) {
+        number = (*callee)["number"].get<std::string>();
+      } else if (callee->is_string()) {
+        number = callee->get<std::string>();
+      }
+      if (without_plus(number) != digits) continue;
+      const auto status = call.find("status");
+      found.push_back(FoundCall{uuid->get<std::string>(),
+                                status != call.end() && status->is_string()
+                                    ? status->get<std::string>()
+                                    : std::string{}});
+    }
+    return found;
   }
 
  private:
@@ -603,6 +728,44 @@ class TwilioProvider final : public Provider {
     return twilio_status(*status, by);
   }
 
+  ProviderResult<std::vector<FoundCall>> find_calls(const std::string& to,
+                                                    core::TimePoint since) override {
+    const std::string who = "twilio GET Calls.json";
+    // StartTime filters by UTC date only; the exact time is checked on date_created below.
+    const std::string url = account_base_ + "/Calls.json?To=" + percent_encode(to) +
+                            "&StartTime%3E=" + utc_date(since) + "&PageSize=100";
+    auto answer = send(HttpRequest{"GET", url, {authorization(), "Accept: application/json"}, ""},
+                       who, to);
+    if (!answer) {
+      return tl::make_unexpected(answer.error());
+    }
+    const auto calls = answer->find("calls");
+    if (calls == answer->end() || !calls->is_array()) {
+      return tl::make_unexpected(provider_error(
+          ErrorKind::malformed_json, who + ": the answer has no \"calls\" list", false, 200));
+    }
+    std::vector<FoundCall> found;
+    for (const auto& call : *calls) {
+      if (!call.is_object()) continue;
+      const auto sid = call.find("sid");
+      if (sid == call.end() || !sid->is_string()) continue;
+      const auto callee = call.find("to");
+      if (callee != call.end() && callee->is_string() && callee->get<std::string>() != to) continue;
+      // A call whose creation time cannot be read counts as found: a second call is placed
+      // only when the provider shows there is none.
+      const auto created = call.find("date_created");
+      if (created != call.end() && created->is_string()) {
+        const auto at = parse_rfc2822(created->get<std::string>());
+        if (at && *at < since) continue;
+      }
+      const auto status = call.find("status");
+      found.push_back(FoundCall{sid->get<std::string>(), status != call.end() && status->is_string()
+                                                             ? status->get<std::string>()
+                                                             : std::string{}});
+    }
+    return found;
+  }
+
  private:
   std::string authorization() const {
     return "Authorization: Basic " + base64_encode(config_.account_sid + ":" + config_.auth_token);
@@ -665,6 +828,11 @@ class ConsoleProvider final : public Provider {
         break;
     }
     return CallStatus{CallProgress::unanswered, "console: not answered", ""};
+  }
+
+  ProviderResult<std::vector<FoundCall>> find_calls(const std::string& /*to*/,
+                                                    core::TimePoint /*since*/) override {
+    return std::vector<FoundCall>{};  // the console keeps no call list
   }
 
  private:
@@ -743,10 +911,19 @@ namespace {
 
 // Runs `attempt` through each provider in order with retries (SPEC §4.7). `what` describes the
 // request for logs ("call to …5678").
+// What looking up an ambiguous failure found: the id of the request's effect, nothing (try
+// again), or the lookup failed (leave this provider).
+struct Lookup {
+  enum class Outcome { found, none, failed } outcome = Outcome::none;
+  std::string id;
+};
+using Resolve = std::function<Lookup(Provider&)>;
+
 template <typename Attempt>
 core::Result<Sent> run_chain(const std::vector<std::unique_ptr<Provider>>& providers,
                              const RetryPolicy& policy, const ProviderChain::Sleep& sleep,
-                             const std::string& what, Attempt attempt) {
+                             const std::string& what, Attempt attempt,
+                             const Resolve& resolve = nullptr) {
   if (providers.empty()) {
     return core::fail(ErrorKind::config, "no provider is configured for the " + what);
   }
@@ -768,6 +945,19 @@ core::Result<Sent> run_chain(const std::vector<std::unique_ptr<Provider>>& provi
                                 : std::string{core::to_string(last.error.kind)};
       spdlog::warn("{} via {} failed (try {}/{}, {}): {}", what, name, attempt_no, attempts,
                    status, last.error.message);
+      if (last.ambiguous && resolve) {
+        // The request may have worked: ask before trying again (SPEC §6).
+        const Lookup lookup = resolve(*provider);
+        if (lookup.outcome == Lookup::Outcome::found) {
+          spdlog::warn("{} via {}: the provider has it after all ({})", what, name, lookup.id);
+          return Sent{name, lookup.id};
+        }
+        if (lookup.outcome == Lookup::Outcome::failed) {
+          spdlog::error("{} via {}: cannot tell whether it was placed; not trying {} again",
+                        what, name, name);
+          break;
+        }
+      }
       if (!last.retryable) {
         spdlog::error("{} via {}: configuration problem, not retried: {}", what, name,
                       last.error.message);
@@ -793,8 +983,43 @@ core::Result<Sent> run_chain(const std::vector<std::unique_ptr<Provider>>& provi
 
 core::Result<Sent> ProviderChain::place_call(const CallRequest& request) {
   const std::string what = "call to " + core::mask_phone(request.to) + " (" + request.call_key + ")";
-  return run_chain(providers_, policy_, sleep_, what,
-                   [&](Provider& provider) { return provider.place_call(request); });
+  const Resolve resolve = [&](Provider& provider) {
+    auto calls = provider.find_calls(request.to, request.decided_at - k_lookup_slack);
+    if (!calls) {
+      spdlog::warn("{}: cannot list the calls of {}: {}", what, provider.name(),
+                   calls.error().error.message);
+      return Lookup{Lookup::Outcome::failed, ""};
+    }
+    for (const auto& call : *calls) {
+      const auto& known = request.known_call_ids;
+      if (std::find(known.begin(), known.end(), call.id) == known.end()) {
+        return Lookup{Lookup::Outcome::found, call.id};
+      }
+    }
+    return Lookup{Lookup::Outcome::none, ""};
+  };
+  return run_chain(
+      providers_, policy_, sleep_, what,
+      [&](Provider& provider) { return provider.place_call(request); }, resolve);
+}
+
+core::Result<std::optional<Sent>> ProviderChain::find_call(const CallRequest& request) {
+  std::optional<core::Error> failed;
+  for (const auto& provider : providers_) {
+    auto calls = provider->find_calls(request.to, request.decided_at - k_lookup_slack);
+    if (!calls) {
+      if (!failed) failed = calls.error().error;
+      continue;
+    }
+    for (const auto& call : *calls) {
+      const auto& known = request.known_call_ids;
+      if (std::find(known.begin(), known.end(), call.id) == known.end()) {
+        return std::optional<Sent>{Sent{provider->name(), call.id}};
+      }
+    }
+  }
+  if (failed) return tl::make_unexpected(*failed);
+  return std::optional<Sent>{};
 }
 
 core::Result<Sent> ProviderChain::send_sms(const std::string& to, const std::string& text) {

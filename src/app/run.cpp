@@ -24,6 +24,7 @@
 #include <curl/curl.h>
 #include <spdlog/spdlog.h>
 
+#include "scout/adapters/wall_clock.hpp"
 #include "scout/adapters/crypto.hpp"
 #include "scout/adapters/listener.hpp"
 #include "scout/adapters/providers.hpp"
@@ -366,7 +367,8 @@ int run_notify(const NotifyOptions& options, std::ostream& out, std::ostream& co
     const std::string text = options.text.empty()
                                  ? "This is a test call from scout. Calls work."
                                  : options.text;
-    sent = chain.place_call(adapters::CallRequest{"notify", options.to, text, false});
+    sent = chain.place_call(
+        adapters::CallRequest{"notify", options.to, text, false, adapters::wall_clock_now(), {}});
   } else {
     const std::string text =
         options.text.empty() ? "scout: this is a test message. SMS work." : options.text;

@@ -7,6 +7,8 @@
 
 #include "scout/adapters/timezone.hpp"
 #include "scout/core/message.hpp"
+#include "scout/core/redact.hpp"
+#include "scout/core/units.hpp"
 
 namespace scout::app {
 
@@ -20,6 +22,10 @@ constexpr core::Duration k_webhook_grace = 90s;
 // advance() applies at most this many Ticks per call: next_due only moves on when a Tick acts,
 // so this bounds a machine that reports a due time it then does not act on.
 constexpr int k_max_ticks_per_advance = 8;
+// A call decided by an earlier process and never placed is placed when scout starts again within
+// this long of the decision; later it counts as failed and the chain goes on (a call that would
+// ring after its step's moment has passed helps less than the next step).
+constexpr core::Duration k_redispatch_window = std::chrono::minutes{5};
 
 int utc_minute_of_day(core::TimePoint at) {
   constexpr std::int64_t k_day = 24 * 60;
@@ -138,6 +144,8 @@ Service::Service(const core::Config& config, core::State state, Clock& clock, Cg
       cgm_(cgm),
       telephony_(telephony),
       options_(std::move(options)) {
+  // Calls decided by an earlier process and never confirmed (SPEC §6): recover_calls().
+  orphans_ = core::undispatched_calls(machine_view(config, options_.listening), state);
   engine_ = std::make_unique<Engine>(machine_view(config, options_.listening), std::move(state),
                                      store, journal, options_.log_journal);
   for (const auto& patient : engine_->config().patients) patients_[patient.name] = &patient;
@@ -200,6 +208,76 @@ std::string Service::render_now(const std::string& patient, const core::Message&
   });
 }
 
+adapters::CallRequest Service::request_for(const core::PlaceCall& call, std::string text) const {
+  adapters::CallRequest request{call.call_key, call.to, std::move(text), call.gather, {}, {}};
+  engine_->read([&](const core::State& state) {
+    for (const auto& [name, patient] : state.patients) {
+      for (const auto* alarm : {&patient.glucose, &patient.data}) {
+        if (!alarm->has_value()) continue;
+        for (const auto& record : (*alarm)->calls) {
+          if (record.key == call.call_key) request.decided_at = record.placed_at;
+          if (record.to == call.to && !record.call_id.empty()) {
+            request.known_call_ids.push_back(record.call_id);
+          }
+        }
+      }
+    }
+    return 0;
+  });
+  if (request.decided_at == core::TimePoint{}) request.decided_at = clock_.now();
+  return request;
+}
+
+void Service::recover_calls() {
+  if (orphans_.empty()) return;
+  std::vector<core::PlaceCall> later;
+  for (auto& call : orphans_) {
+    auto request = request_for(call, "");
+    const bool still_placing = engine_->read([&](const core::State& state) {
+      const auto ps = state.patients.find(call.patient);
+      if (ps == state.patients.end()) return false;
+      for (const auto* alarm : {&ps->second.glucose, &ps->second.data}) {
+        if (!alarm->has_value()) continue;
+        for (const auto& record : (*alarm)->calls) {
+          if (record.key == call.call_key) {
+            return record.progress == core::CallProgress::placing && record.call_id.empty();
+          }
+        }
+      }
+      return false;
+    });
+    if (!still_placing) continue;
+    const core::TimePoint now = clock_.now();
+    if (now - request.decided_at >= k_redispatch_window) {
+      // Too late to be the call the step decided: the chain moves on instead (the next step
+      // runs once this call counts as ended).
+      spdlog::error("call {} to {} was decided {} ago and never reached a provider; counted as "
+                    "failed so the escalation goes on", call.call_key, core::mask_phone(call.to),
+                    core::format_age(now - request.decided_at));
+      apply(core::CallNotPlaced{call.call_key, "scout stopped before placing it"});
+      continue;
+    }
+    const auto found = telephony_.find_call(request);
+    if (!found) {
+      spdlog::warn("call {} to {}: cannot ask the providers whether it was placed ({}); asking "
+                   "again at the next tick", call.call_key, core::mask_phone(call.to),
+                   found.error().message);
+      later.push_back(std::move(call));
+      continue;
+    }
+    if (*found) {
+      spdlog::warn("call {} to {} was placed before scout stopped ({} {}); following it",
+                   call.call_key, core::mask_phone(call.to), (*found)->provider, (*found)->id);
+      apply(core::CallPlaced{call.call_key, (*found)->provider, (*found)->id});
+      continue;
+    }
+    spdlog::warn("call {} to {} was decided but never placed (scout stopped in between); "
+                 "placing it now", call.call_key, core::mask_phone(call.to));
+    dispatch({core::Action{std::move(call)}});
+  }
+  orphans_ = std::move(later);
+}
+
 std::vector<core::Action> Service::carry_out(const core::Action& action) {
   Engine::Applied applied;
   if (const auto* call = std::get_if<core::PlaceCall>(&action)) {
@@ -207,8 +285,7 @@ std::vector<core::Action> Service::carry_out(const core::Action& action) {
     Outbound out{at, true, call->patient, call->alarm_id, call->to, call->to_label,
                  call->message, render_now(call->patient, call->message, at)};
     if (options_.on_outbound) options_.on_outbound(out);
-    const auto sent = telephony_.place_call(
-        adapters::CallRequest{call->call_key, call->to, out.text, call->gather});
+    const auto sent = telephony_.place_call(request_for(*call, out.text));
     if (sent) {
       applied = engine_->apply(core::CallPlaced{call->call_key, sent->provider, sent->id},
                                clock_.now());
@@ -239,6 +316,7 @@ std::vector<core::Action> Service::carry_out(const core::Action& action) {
 }
 
 void Service::tick() {
+  recover_calls();
   const auto& patients = engine_->config().patients;
   std::vector<const core::Patient*> wanted;
   wanted.reserve(patients.size());

@@ -120,7 +120,21 @@ core::Result<adapters::Sent> SimulatedTelephony::place_call(const adapters::Call
     events_.push(Scheduled{step.at, ++seq_, std::move(event)});
   }
   timeline_[id] = std::move(steps);
+  placed_.push_back(Placed{id, request.to, now});
   return adapters::Sent{"simulated", id};
+}
+
+core::Result<std::optional<adapters::Sent>> SimulatedTelephony::find_call(
+    const adapters::CallRequest& request) {
+  const std::lock_guard lock{mutex_};
+  if (down_) return core::fail(core::ErrorKind::network, "simulated: provider down");
+  for (auto it = placed_.rbegin(); it != placed_.rend(); ++it) {
+    if (it->to != request.to || it->at < request.decided_at - adapters::k_lookup_slack) continue;
+    const auto& known = request.known_call_ids;
+    if (std::find(known.begin(), known.end(), it->id) != known.end()) continue;
+    return std::optional<adapters::Sent>{adapters::Sent{"simulated", it->id}};
+  }
+  return std::optional<adapters::Sent>{};
 }
 
 core::Result<adapters::Sent> SimulatedTelephony::send_sms(const std::string&, const std::string&) {

@@ -788,6 +788,30 @@ bool is_final(CallProgress progress) {
   return true;
 }
 
+std::vector<PlaceCall> undispatched_calls(const Config& config, const State& state) {
+  std::vector<PlaceCall> calls;
+  for (const auto& patient : config.patients) {
+    const auto it = state.patients.find(patient.name);
+    if (it == state.patients.end()) continue;
+    const PatientState& ps = it->second;
+    for (const auto* slot : {&ps.glucose, &ps.data}) {
+      if (!*slot) continue;
+      const ActiveAlarm& a = **slot;
+      for (const auto& call : a.calls) {
+        if (call.progress != CallProgress::placing || !call.call_id.empty()) continue;
+        // The same message and gather as run_step gave the call when it decided it.
+        Message message;
+        message.alarm = a.alarm;
+        if (side_of(a.peak.kind) == Side::none && ps.glucose) message.paused = ps.glucose->alarm;
+        calls.push_back(PlaceCall{call.key, patient.name, a.id, call.to, call.to_label,
+                                  std::move(message),
+                                  patient.settings.ack == AckMode::keypress});
+      }
+    }
+  }
+  return calls;
+}
+
 Transition step(const Config& config, State state, const Event& event, TimePoint now) {
   Machine machine(config, state, now);
   machine.drop_removed_patients();

@@ -641,7 +641,7 @@ class FakeTwilio {
 };
 
 ad::CallRequest alarm_call(bool gather = true) {
-  return ad::CallRequest{"c3", k_patient, "Alice: URGENT LOW, 52 mg/dL, falling.", gather};
+  return ad::CallRequest{"c3", k_patient, "Alice: URGENT LOW, 52 mg/dL, falling.", gather, {}, {}};
 }
 
 ad::WebhookBase webhooks() { return ad::WebhookBase{k_public_url, k_url_token}; }
@@ -660,7 +660,18 @@ class ScriptedProvider final : public ad::Provider {
     ++*tries_;
     return ad::CallStatus{CallProgress::answered, name_ + ":" + call_id, ""};
   }
+  ad::ProviderResult<std::vector<ad::FoundCall>> find_calls(const std::string&,
+                                                            scout::core::TimePoint) override {
+    ++*lookups_;
+    if (lookup_fails_) {
+      return tl::make_unexpected(ad::ProviderError{{ErrorKind::network, "list down"}, true, 0});
+    }
+    return found_;
+  }
   std::shared_ptr<int> tries() const { return tries_; }
+  std::shared_ptr<int> lookups() const { return lookups_; }
+  void set_found(std::vector<ad::FoundCall> found) { found_ = std::move(found); }
+  void set_lookup_fails(bool fails) { lookup_fails_ = fails; }
 
  private:
   ad::ProviderResult<std::string> next() {
@@ -675,6 +686,9 @@ class ScriptedProvider final : public ad::Provider {
   std::string name_;
   std::vector<ad::ProviderResult<std::string>> answers_;
   std::shared_ptr<int> tries_ = std::make_shared<int>(0);
+  std::shared_ptr<int> lookups_ = std::make_shared<int>(0);
+  std::vector<ad::FoundCall> found_;
+  bool lookup_fails_ = false;
 };
 
 tl::unexpected<ad::ProviderError> failure(int status, bool retryable) {
@@ -1016,7 +1030,7 @@ TEST_CASE("Twilio errors: wrong account is auth, 400 names the code and masks th
                  Catch::Contains("check the credentials") && !Catch::Contains(k_auth_token));
 
   auto provider = ad::make_twilio_provider(twilio.config(), webhooks(), ad::HttpSettings{5s});
-  const auto bad_number = provider->place_call(ad::CallRequest{"c4", "+0555", "text", true});
+  const auto bad_number = provider->place_call(ad::CallRequest{"c4", "+0555", "text", true, {}, {}});
   REQUIRE_FALSE(bad_number);
   CHECK(bad_number.error().error.kind == ErrorKind::http_status);
   CHECK(bad_number.error().http_status == 400);
@@ -1105,7 +1119,7 @@ TEST_CASE("The console provider prints masked lines and simulates the configured
   auto provider = console_with(core::ConsoleAnswer::never, out);
   CHECK(provider->name() == "console");
   const auto first = provider->place_call(alarm_call());
-  const auto second = provider->place_call(ad::CallRequest{"c4", "+33687654321", "Bob.", false});
+  const auto second = provider->place_call(ad::CallRequest{"c4", "+33687654321", "Bob.", false, {}, {}});
   const auto sms = provider->send_sms("+33611114321", "Alice: URGENT LOW, 52 mg/dL");
   REQUIRE(first);
   REQUIRE(second);
@@ -1327,4 +1341,131 @@ TEST_CASE("ProviderChain over HTTP: 400 and 401 move to the next provider at onc
   CHECK(vonage.script().seen().size() == 5);
   CHECK(twilio.script().seen().size() == 5);
   CHECK(*sleeps.taken == std::vector<std::chrono::milliseconds>{1000ms, 2000ms, 1000ms, 2000ms});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ambiguous create-call failures (SPEC §6): looked up before any retry.
+
+namespace {
+
+tl::unexpected<ad::ProviderError> ambiguous_failure(int status) {
+  ad::ProviderError error{{status == 0 ? ErrorKind::timeout : ErrorKind::http_status,
+                           "scripted " + std::to_string(status)},
+                          true, status};
+  error.ambiguous = true;
+  return tl::make_unexpected(error);
+}
+
+}  // namespace
+
+TEST_CASE("ProviderChain: a create-call that timed out but exists at the provider is not placed "
+          "again",
+          "[providers][recovery]") {
+  CapturedLogs logs;
+  Sleeps sleeps;
+  std::vector<std::unique_ptr<ad::Provider>> providers;
+  providers.push_back(std::make_unique<ScriptedProvider>(
+      "vonage", std::vector<ad::ProviderResult<std::string>>{ambiguous_failure(0),
+                                                             std::string{"second-call"}}));
+  auto& vonage = static_cast<ScriptedProvider&>(*providers[0]);
+  vonage.set_found({{"known-earlier", "completed"}, {"the-lost-one", "ringing"}});
+  auto tries = vonage.tries();
+  auto lookups = vonage.lookups();
+  ad::ProviderChain chain{std::move(providers), ad::RetryPolicy{}, sleeps.sleep()};
+  auto request = alarm_call();
+  request.known_call_ids = {"known-earlier"};
+  const auto sent = chain.place_call(request);
+  REQUIRE(sent);
+  CHECK(sent->provider == "vonage");
+  CHECK(sent->id == "the-lost-one");
+  CHECK(*tries == 1);
+  CHECK(*lookups == 1);
+}
+
+TEST_CASE("ProviderChain: an ambiguous failure with no call at the provider is retried",
+          "[providers][recovery]") {
+  CapturedLogs logs;
+  Sleeps sleeps;
+  std::vector<std::unique_ptr<ad::Provider>> providers;
+  providers.push_back(std::make_unique<ScriptedProvider>(
+      "vonage", std::vector<ad::ProviderResult<std::string>>{ambiguous_failure(502),
+                                                             std::string{"uuid-2"}}));
+  auto& vonage = static_cast<ScriptedProvider&>(*providers[0]);
+  vonage.set_found({{"known-earlier", "completed"}});
+  auto tries = vonage.tries();
+  ad::ProviderChain chain{std::move(providers), ad::RetryPolicy{}, sleeps.sleep()};
+  auto request = alarm_call();
+  request.known_call_ids = {"known-earlier"};
+  const auto sent = chain.place_call(request);
+  REQUIRE(sent);
+  CHECK(sent->id == "uuid-2");
+  CHECK(*tries == 2);
+}
+
+TEST_CASE("ProviderChain: when the call list cannot be read, that provider is not tried again",
+          "[providers][recovery]") {
+  CapturedLogs logs;
+  Sleeps sleeps;
+  std::vector<std::unique_ptr<ad::Provider>> providers;
+  providers.push_back(std::make_unique<ScriptedProvider>(
+      "vonage", std::vector<ad::ProviderResult<std::string>>{ambiguous_failure(0),
+                                                             std::string{"never"}}));
+  providers.push_back(std::make_unique<ScriptedProvider>(
+      "twilio", std::vector<ad::ProviderResult<std::string>>{std::string{"CA9"}}));
+  auto& vonage = static_cast<ScriptedProvider&>(*providers[0]);
+  vonage.set_lookup_fails(true);
+  auto tries = vonage.tries();
+  ad::ProviderChain chain{std::move(providers), ad::RetryPolicy{}, sleeps.sleep()};
+  const auto sent = chain.place_call(alarm_call());
+  REQUIRE(sent);
+  CHECK(sent->provider == "twilio");
+  CHECK(*tries == 1);
+}
+
+TEST_CASE("ProviderChain: a failure that reached nothing (429, refused) is retried without a "
+          "lookup; SMS are never looked up",
+          "[providers][recovery]") {
+  CapturedLogs logs;
+  Sleeps sleeps;
+  std::vector<std::unique_ptr<ad::Provider>> providers;
+  providers.push_back(std::make_unique<ScriptedProvider>(
+      "vonage", std::vector<ad::ProviderResult<std::string>>{
+                    failure(429, true), failure(0, true), std::string{"u"}, ambiguous_failure(0),
+                    std::string{"m"}}));
+  auto& vonage = static_cast<ScriptedProvider&>(*providers[0]);
+  auto lookups = vonage.lookups();
+  ad::ProviderChain chain{std::move(providers), ad::RetryPolicy{}, sleeps.sleep()};
+  REQUIRE(chain.place_call(alarm_call()));
+  CHECK(*lookups == 0);
+  REQUIRE(chain.send_sms(k_patient, "text"));
+  CHECK(*lookups == 0);
+}
+
+TEST_CASE("ProviderChain::find_call asks every provider and leaves known ids out",
+          "[providers][recovery]") {
+  std::vector<std::unique_ptr<ad::Provider>> providers;
+  providers.push_back(std::make_unique<ScriptedProvider>(
+      "vonage", std::vector<ad::ProviderResult<std::string>>{}));
+  providers.push_back(std::make_unique<ScriptedProvider>(
+      "twilio", std::vector<ad::ProviderResult<std::string>>{}));
+  auto& vonage = static_cast<ScriptedProvider&>(*providers[0]);
+  auto& twilio = static_cast<ScriptedProvider&>(*providers[1]);
+  vonage.set_found({{"known", "completed"}});
+  twilio.set_found({{"CA-lost", "queued"}});
+  ad::ProviderChain chain{std::move(providers), ad::RetryPolicy{}, nullptr};
+  auto request = alarm_call();
+  request.known_call_ids = {"known"};
+  const auto found = chain.find_call(request);
+  REQUIRE(found);
+  REQUIRE(*found);
+  CHECK((*found)->provider == "twilio");
+  CHECK((*found)->id == "CA-lost");
+  twilio.set_found({});
+  vonage.set_lookup_fails(true);
+  const auto unknown = chain.find_call(request);
+  CHECK_FALSE(unknown);  // one provider could not be asked: nothing is known
+  vonage.set_lookup_fails(false);
+  const auto none = chain.find_call(request);
+  REQUIRE(none);
+  CHECK_FALSE(*none);
 }

@@ -264,6 +264,7 @@ struct ScenarioSpec {
   std::string repeat = "15m";     // escalation.repeat
   bool listener = true;           // the `listener:` section
   std::string console_answer = "";  // not empty: a console provider (never | ack | noack) last
+  int webhook_attempts = 3;         // tries per webhook of the provider fakes
 };
 
 // A TempDir, the glucose source, the fakes, a listener port and the config; then scout itself.
@@ -274,6 +275,7 @@ class Scenario {
       VonageOptions o;
       o.public_key_pem = fake::read_text(k_vonage_key_dir + "/test_public_key.pem");
       o.signing = m_spec.vonage_signed ? VonageSigning::signed_jwt : VonageSigning::unsigned_;
+      o.webhook_attempts = m_spec.webhook_attempts;
       vonage = std::make_unique<FakeVonage>(o);
     }
     if (m_spec.twilio) twilio = std::make_unique<FakeTwilio>(TwilioOptions{});
@@ -348,11 +350,11 @@ class Scenario {
 
   // Writes the config and starts scout; true once it announced its listener. `INFO(scout_log())`
   // shows why when not.
-  bool start_scout() {
+  bool start_scout(const std::vector<std::string>& env = {}) {
     const auto config = dir.write("scout.yaml", config_yaml());
     scout = std::make_unique<ScoutProcess>(
         std::vector<std::string>{"--log-level", "debug", "run", "--config", config, "--state", state_path()},
-        log_path());
+        log_path(), env);
     return scout->wait_for_log("listening for webhooks on http://", std::chrono::seconds{15});
   }
 

@@ -411,6 +411,43 @@ inline std::string iso8601_now() {
 }
 
 // "Tue, 31 Aug 2010 20:36:28 +0000" (protocols.md §4.1).
+inline std::string rfc2822(std::chrono::system_clock::time_point at) {
+  const std::time_t secs = std::chrono::system_clock::to_time_t(at);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[48];
+  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+  return buf;
+}
+
+// "2026-12-01T13:40:05Z" / "2026-12-01T13:40:05.000Z" (Vonage's times, protocols.md §2).
+inline std::optional<std::chrono::system_clock::time_point> parse_iso8601_utc(const std::string& text) {
+  static const std::regex k_iso{R"(^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,3})?Z$)"};
+  std::smatch m;
+  if (!std::regex_match(text, m, k_iso)) return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = std::stoi(m[1]) - 1900;
+  tm.tm_mon = std::stoi(m[2]) - 1;
+  tm.tm_mday = std::stoi(m[3]);
+  tm.tm_hour = std::stoi(m[4]);
+  tm.tm_min = std::stoi(m[5]);
+  tm.tm_sec = std::stoi(m[6]);
+  if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+      tm.tm_sec > 60) {
+    return std::nullopt;
+  }
+  return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+inline std::string iso8601_utc(std::chrono::system_clock::time_point at) {
+  const std::time_t secs = std::chrono::system_clock::to_time_t(at);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+  return buf;
+}
+
 inline std::string rfc2822_now() {
   const std::time_t secs = std::time(nullptr);
   std::tm tm{};
@@ -966,6 +1003,17 @@ class FakeProvider {
     const std::lock_guard lock{m_config_mutex};
     m_message_fault = {count, status};
   }
+  // The next `count` create-call requests place the call (it rings as scripted) but answer
+  // `status` (a gateway that timed out after the provider acted): the ambiguous failure of SPEC §6.
+  void fail_after_create(int count, int status = 504) {
+    const std::lock_guard lock{m_config_mutex};
+    m_after_create_fault = {count, status};
+  }
+  // The next `count` list-calls requests answer `status`.
+  void fail_lists(int count, int status = 500) {
+    const std::lock_guard lock{m_config_mutex};
+    m_list_fault = {count, status};
+  }
 
   Log log() const { return m_log.snapshot(); }
   bool wait_for(const std::function<bool(const Log&)>& pred, std::chrono::milliseconds limit) const {
@@ -1105,6 +1153,8 @@ class FakeProvider {
   mutable std::mutex m_config_mutex;  // guards m_options.signing, the scripts and the faults
   Fault m_call_fault;
   Fault m_message_fault;
+  Fault m_after_create_fault;
+  Fault m_list_fault;
 
  private:
   Router m_route;

@@ -258,6 +258,7 @@ class FakeTwilio : public fake::FakeProvider<TwilioOptions, TwilioCall, TwilioSm
       if (!calls || req.method != "GET") return reply_error(res, {405, 20004, "Method not allowed"});
       return get_call(res, m[3].str());
     }
+    if (calls && req.method == "GET") return list_calls(req, res);
     if (req.method != "POST") return reply_error(res, {405, 20004, "Method not allowed"});
     if (!fake::media_type_is(req.get_header_value("Content-Type"), "application/x-www-form-urlencoded")) {
       return reply_error(res, {400, 20001, "Content-Type must be application/x-www-form-urlencoded"});
@@ -278,7 +279,7 @@ class FakeTwilio : public fake::FakeProvider<TwilioOptions, TwilioCall, TwilioSm
             {"direction", "outbound-api"},
             {"answered_by", c.answered_by.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.answered_by)},
             {"api_version", "2010-04-01"},
-            {"date_created", fake::rfc2822_now()},
+            {"date_created", fake::rfc2822(c.created)},
             {"date_updated", fake::rfc2822_now()},
             {"start_time", nullptr},
             {"end_time", nullptr},
@@ -311,6 +312,66 @@ class FakeTwilio : public fake::FakeProvider<TwilioOptions, TwilioCall, TwilioSm
     res.status = 201;
     res.set_content(body.dump(), "application/json");
     launch([this, sid] { drive(sid); });
+    if (const int after = consume_fault(m_after_create_fault); after != 0) {
+      reply_error(res, fault_error(after));
+    }
+  }
+
+  // GET Calls.json (twilio_api_v2010.json ListCall): To, From, Status, StartTime, StartTime<,
+  // StartTime> (YYYY-MM-DD, UTC; "StartTime>=" on the wire), PageSize 1..1000 (default 50);
+  // newest first. The fake dates a call by its creation (its start_time stays null).
+  void list_calls(const httplib::Request& req, httplib::Response& res) {
+    if (const int fault = consume_fault(m_list_fault); fault != 0) return reply_error(res, fault_error(fault));
+    static const std::regex k_date{R"(^(\d{4})-(\d{2})-(\d{2})$)"};
+    const auto day_of = [](std::chrono::system_clock::time_point t) {
+      return fake::iso8601_utc(t).substr(0, 10);
+    };
+    std::string on, after, before;
+    for (const auto& [name, target] : {std::pair<const char*, std::string*>{"StartTime", &on},
+                                       {"StartTime>", &after}, {"StartTime<", &before}}) {
+      if (!req.has_param(name)) continue;
+      *target = req.get_param_value(name);
+      if (!std::regex_match(*target, k_date)) {
+        return reply_error(res, {400, 20001, std::string{name} + " must be a date YYYY-MM-DD"});
+      }
+    }
+    int page_size = 50;
+    if (req.has_param("PageSize")) {
+      const auto v = req.get_param_value("PageSize");
+      static const std::regex k_int{R"(^\d{1,4}$)"};
+      if (!std::regex_match(v, k_int) || std::stoi(v) < 1 || std::stoi(v) > 1000) {
+        return reply_error(res, {400, 20001, "PageSize must be 1..1000"});
+      }
+      page_size = std::stoi(v);
+    }
+    const std::string to = req.has_param("To") ? req.get_param_value("To") : "";
+    auto calls = m_log.read([&](const TwilioLog& log) {
+      std::vector<TwilioCall> out;
+      for (auto it = log.calls.rbegin(); it != log.calls.rend(); ++it) {
+        const std::string day = day_of(it->created);
+        if (!to.empty() && it->to != to) continue;
+        if (!on.empty() && day != on) continue;
+        if (!after.empty() && day < after) continue;
+        if (!before.empty() && day >= before) continue;
+        out.push_back(*it);
+      }
+      return out;
+    });
+    nlohmann::json page = nlohmann::json::array();
+    for (std::size_t i = 0; i < calls.size() && static_cast<int>(i) < page_size; ++i) {
+      page.push_back(call_resource(calls[i]));
+    }
+    const nlohmann::json body = {{"calls", page},
+                                 {"page", 0},
+                                 {"page_size", page_size},
+                                 {"start", 0},
+                                 {"end", page.empty() ? 0 : static_cast<int>(page.size()) - 1},
+                                 {"first_page_uri", req.path},
+                                 {"next_page_uri", nullptr},
+                                 {"previous_page_uri", nullptr},
+                                 {"uri", req.path}};
+    res.status = 200;
+    res.set_content(body.dump(), "application/json");
   }
 
   void create_message(httplib::Response& res, const fake::FormParams& form) {

@@ -340,6 +340,7 @@ class FakeVonage : public fake::FakeProvider<VonageOptions, VonageCall, VonageSm
     static const std::regex k_call_path{R"(^/v1/calls/([0-9a-fA-F\-]{36})$)"};
     std::smatch m;
     if (req.path == "/v1/calls") {
+      if (req.method == "GET") return list_calls(req, res);
       if (req.method != "POST") return method_not_allowed(res);
       return create_call(req, res);
     }
@@ -419,6 +420,69 @@ class FakeVonage : public fake::FakeProvider<VonageOptions, VonageCall, VonageSm
     res.status = 201;
     res.set_content(created.dump(), "application/json");
     launch([this, uuid] { drive(uuid); });
+    if (const int after = consume_fault(m_after_create_fault); after != 0) {
+      reply_problem(res, fault_problem(after));
+    }
+  }
+
+  // GET /v1/calls (voice.yml getCalls): status, date_start, date_end (ISO 8601), page_size
+  // 1..100 (default 10), record_index, order asc|desc (default asc), conversation_uuid. No `to`
+  // filter: a client filters the page on its side.
+  void list_calls(const httplib::Request& req, httplib::Response& res) {
+    if (const int fault = consume_fault(m_list_fault); fault != 0) {
+      return reply_problem(res, fault_problem(fault));
+    }
+    if (auto p = check_api_jwt(req, fake::unix_now())) return reply_problem(res, *p);
+    std::vector<std::pair<std::string, std::string>> bad;
+    std::optional<std::chrono::system_clock::time_point> start, end;
+    if (req.has_param("date_start")) {
+      start = fake::parse_iso8601_utc(req.get_param_value("date_start"));
+      if (!start) bad.emplace_back("date_start", "must be an ISO 8601 date-time");
+    }
+    if (req.has_param("date_end")) {
+      end = fake::parse_iso8601_utc(req.get_param_value("date_end"));
+      if (!end) bad.emplace_back("date_end", "must be an ISO 8601 date-time");
+    }
+    int page_size = 10;
+    if (req.has_param("page_size")) {
+      const auto v = req.get_param_value("page_size");
+      static const std::regex k_int{R"(^\d{1,3}$)"};
+      if (!std::regex_match(v, k_int) || std::stoi(v) < 1 || std::stoi(v) > 100) {
+        bad.emplace_back("page_size", "must be 1..100");
+      } else {
+        page_size = std::stoi(v);
+      }
+    }
+    std::string order = req.has_param("order") ? req.get_param_value("order") : "asc";
+    if (order != "asc" && order != "desc") bad.emplace_back("order", "must be asc or desc");
+    if (!bad.empty()) {
+      return reply_problem(res, invalid_params(400, "https://developer.nexmo.com/api-errors#invalid-params", bad));
+    }
+    const std::string status = req.has_param("status") ? req.get_param_value("status") : "";
+    auto calls = m_log.read([&](const VonageLog& log) {
+      std::vector<VonageCall> out;
+      for (const auto& c : log.calls) {
+        // The list has whole-second times: a call made within the second of date_start is in.
+        const auto created = std::chrono::floor<std::chrono::seconds>(c.created);
+        if (start && created < *start) continue;
+        if (end && created > *end) continue;
+        if (!status.empty() && c.status != status) continue;
+        out.push_back(c);
+      }
+      return out;
+    });
+    if (order == "desc") std::reverse(calls.begin(), calls.end());
+    nlohmann::json page = nlohmann::json::array();
+    for (std::size_t i = 0; i < calls.size() && static_cast<int>(i) < page_size; ++i) {
+      page.push_back(call_resource(calls[i]));
+    }
+    nlohmann::json body = {{"count", calls.size()},
+                           {"page_size", page_size},
+                           {"record_index", 0},
+                           {"_links", {{"self", {{"href", "/calls?page_size=" + std::to_string(page_size)}}}}}};
+    if (!page.empty()) body["_embedded"] = {{"calls", page}};
+    res.status = 200;
+    res.set_content(body.dump(), "application/json");
   }
 
   nlohmann::json call_resource(const VonageCall& c) const {
@@ -427,6 +491,7 @@ class FakeVonage : public fake::FakeProvider<VonageOptions, VonageCall, VonageSm
             {"to", {{"type", "phone"}, {"number", c.to}}},
             {"from", {{"type", "phone"}, {"number", c.from}}},
             {"status", c.status},
+            {"start_time", fake::iso8601_utc(c.created)},
             {"direction", "outbound"},
             {"rate", "0.00450000"},
             {"price", "0.00015000"},

@@ -22,6 +22,10 @@ struct ProviderError {
   core::Error error;
   bool retryable = false;
   int http_status = 0;  // 0 when no HTTP answer
+  // The request may have reached the provider and taken effect although no success came back: a
+  // timeout or a connection lost after sending, or a 5xx (SPEC §6). A create-call that failed so
+  // is looked up (Provider::find_calls) before it is tried again.
+  bool ambiguous = false;
 };
 template <typename T>
 using ProviderResult = tl::expected<T, ProviderError>;
@@ -46,6 +50,22 @@ struct CallRequest {
   std::string to;        // E.164 with '+'
   std::string text;      // the alarm sentence (call_script adds the greeting and prompt)
   bool gather = true;    // ask for keypress 1/2 (ignored, i.e. false, without a WebhookBase)
+  // When scout decided the call (core::CallRecord::placed_at, ms since the epoch) and the
+  // provider ids of the calls scout already knows to this number: a create-call that failed
+  // ambiguously is looked up among the provider's calls to `to` since decided_at − k_lookup_slack
+  // that are not in known_call_ids (SPEC §6).
+  core::TimePoint decided_at{};
+  std::vector<std::string> known_call_ids;
+};
+
+// How far before the decision a provider's call list is searched (provider and local clocks
+// differ by seconds; the list's times are the provider's).
+inline constexpr std::chrono::seconds k_lookup_slack{60};
+
+// A call found in a provider's call list (find_calls).
+struct FoundCall {
+  std::string id;      // Vonage uuid, Twilio CA…
+  std::string status;  // the provider's status name, for the log
 };
 
 // What polling a call's resource says (GET /v1/calls/{uuid}, GET Calls/{sid}.json, console).
@@ -66,6 +86,13 @@ class Provider {
   virtual ProviderResult<std::string> send_sms(const std::string& to, const std::string& text) = 0;
   // The call's current status.
   virtual ProviderResult<CallStatus> poll_call(const std::string& call_id) = 0;
+  // The calls to `to` (E.164 with '+') that the provider created at or after `since` (SPEC §6):
+  // Vonage GET /v1/calls?date_start=…&order=desc&page_size=100, filtered on `to.number` here (the
+  // Voice API has no `to` filter); Twilio GET Calls.json?To=…&StartTime>=YYYY-MM-DD&PageSize=100
+  // filtered on date_created here. Console keeps no list: always empty. Newest first, at most one
+  // page (100): more calls to one number in the window than that is not a state scout makes.
+  virtual ProviderResult<std::vector<FoundCall>> find_calls(const std::string& to,
+                                                            core::TimePoint since) = 0;
 };
 
 // HTTP settings shared by the HTTP providers.
@@ -123,7 +150,11 @@ struct Sent {
 };
 
 // Tries providers in order. For each: up to policy.attempts tries while the error is retryable
-// (sleeping through `sleep`, injectable for tests), then the next provider. A non-retryable
+// (sleeping through `sleep`, injectable for tests), then the next provider. A create-call that
+// failed ambiguously (ProviderError::ambiguous) is first looked up at that provider (find_calls
+// since request.decided_at − k_lookup_slack, ids in known_call_ids left out): a call found there is
+// the result, and is never placed again; when the lookup itself fails, that provider is not tried
+// again (a second real call is worse than the next provider's one). A non-retryable
 // error also moves to the next provider (the next one may be configured correctly) but is logged
 // at error level as a configuration problem. Every failed try is logged (warn) with the provider
 // and status; giving up returns an error whose message lists each provider's last error.
@@ -135,6 +166,11 @@ class ProviderChain {
   core::Result<Sent> send_sms(const std::string& to, const std::string& text);
   // Polls through the provider named `provider` (the one that placed the call), one try.
   ProviderResult<CallStatus> poll_call(const std::string& provider, const std::string& call_id);
+  // Whether a call decided at `request.decided_at` to `request.to` exists at any provider (a
+  // call in its list since decided_at − k_lookup_slack whose id is not in known_call_ids): the
+  // provider and id of the newest such call, nullopt when every provider answered and none has
+  // one. Errors: the first provider that could not be asked (nothing is known then).
+  core::Result<std::optional<Sent>> find_call(const CallRequest& request);
   bool empty() const { return providers_.empty(); }
 
  private:

@@ -86,6 +86,10 @@ class Telephony {
   // The status of a call placed by `provider` (one try).
   virtual adapters::ProviderResult<adapters::CallStatus> poll_call(const std::string& provider,
                                                                    const std::string& call_id) = 0;
+  // Whether the call `request` describes (decided at request.decided_at) exists at a provider
+  // although scout never learned its id (SPEC §6): as adapters::ProviderChain::find_call.
+  virtual core::Result<std::optional<adapters::Sent>> find_call(
+      const adapters::CallRequest& request) = 0;
 };
 
 // The configured providers (adapters::ProviderChain: retries, fail-over). Thread-safe as the
@@ -102,6 +106,10 @@ class ProviderTelephony final : public Telephony {
   adapters::ProviderResult<adapters::CallStatus> poll_call(const std::string& provider,
                                                            const std::string& call_id) override {
     return chain_.poll_call(provider, call_id);
+  }
+  core::Result<std::optional<adapters::Sent>> find_call(
+      const adapters::CallRequest& request) override {
+    return chain_.find_call(request);
   }
 
  private:

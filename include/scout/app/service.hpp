@@ -82,9 +82,16 @@ class Service {
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
 
-  // One tick: fetch every patient, assess, apply one core::Assessed, then poll_calls(), then
-  // advance(). Logs a failing Nightscout once per streak (auth at error level, SPEC §3).
+  // One tick: recover_calls(), fetch every patient, assess, apply one core::Assessed, then
+  // poll_calls(), then advance(). Logs a failing Nightscout once per streak (auth at error
+  // level, SPEC §3).
   void tick();
+  // The calls an earlier process decided but never saw confirmed (core::undispatched_calls of the
+  // state the service started from, SPEC §6): each is looked up at the providers
+  // (Telephony::find_call); one that exists is followed (CallPlaced), one that does not is placed
+  // now, one decided 5 minutes ago or more counts as failed (CallNotPlaced) so the chain goes on.
+  // When the providers cannot be asked, the call waits for the next tick. Called by tick().
+  void recover_calls();
   // Asks the provider about calls in flight and applies what it says: without a listener every
   // such call, with one only calls placed more than 90 s ago (webhooks normally tell).
   void poll_calls();
@@ -117,6 +124,7 @@ class Service {
   void apply(const core::Event& event);
   void dispatch(std::vector<core::Action> actions);
   std::vector<core::Action> carry_out(const core::Action& action);
+  adapters::CallRequest request_for(const core::PlaceCall& call, std::string text) const;
   std::string render_now(const std::string& patient, const core::Message& message,
                          core::TimePoint now) const;
 
@@ -131,6 +139,7 @@ class Service {
   mutable std::mutex assessed_mutex_;
   std::vector<core::PatientAssessed> last_assessed_;
   std::map<std::string, bool> reported_failure_;  // patient -> failure logged in this streak
+  std::vector<core::PlaceCall> orphans_;           // recover_calls() still to settle
 };
 
 }  // namespace scout::app

@@ -54,6 +54,10 @@ class SimulatedTelephony final : public Telephony {
   core::Result<adapters::Sent> send_sms(const std::string& to, const std::string& text) override;
   adapters::ProviderResult<adapters::CallStatus> poll_call(const std::string& provider,
                                                            const std::string& call_id) override;
+  // Among the calls this telephony placed: the newest to request.to since request.decided_at −
+  // adapters::k_lookup_slack whose id is not known. Fails while down.
+  core::Result<std::optional<adapters::Sent>> find_call(
+      const adapters::CallRequest& request) override;
 
   // The earliest scheduled event, if any (time, event); take_next removes it.
   std::optional<core::TimePoint> next_event_at() const;
@@ -83,6 +87,12 @@ class SimulatedTelephony final : public Telephony {
   mutable std::mutex mutex_;
   std::priority_queue<Scheduled, std::vector<Scheduled>, Later> events_;
   std::map<std::string, std::vector<Progress>> timeline_;  // call id -> what happens when
+  struct Placed {
+    std::string id;
+    std::string to;
+    core::TimePoint at;
+  };
+  std::vector<Placed> placed_;  // every call placed, oldest first
   std::uint64_t seq_ = 0;
   std::uint64_t ids_ = 0;
   bool down_ = false;

@@ -346,6 +346,12 @@ Transition step(const Config& config, State state, const Event& event, TimePoint
 // due, contributes only its calls' timeouts: fresh data (an assessment) resume it.
 std::optional<TimePoint> next_due(const Config& config, const State& state, TimePoint now);
 
+// The calls of `state` that were decided (progress placing) but never confirmed by a provider (no
+// call_id), as the PlaceCall that decided them (same key, number, message and gather), in config
+// order. After a restart these are the calls that may or may not have gone out (SPEC §6): the
+// app asks the providers and re-dispatches only those that do not exist.
+std::vector<PlaceCall> undispatched_calls(const Config& config, const State& state);
+
 // The quiet time after acknowledging an alarm of `kind` (SPEC §2 `snooze`, §4.12).
 Duration snooze_for(const AlarmSettings& settings, AlarmKind kind);
 
