@@ -369,6 +369,14 @@ class FakeVonage {
                           .dump(),
                       "application/json");
     });
+    // The call list (looked up after an ambiguous create-call failure): none of them exist.
+    server.Get("/v1/calls", [this](const httplib::Request& req, httplib::Response& res) {
+      script_.record(req);
+      if (const auto p = jwt_problem(req); !p.empty()) {
+        return problem(res, 401, "Unauthorized", p);
+      }
+      res.set_content(R"({"count":0,"page_size":100,"record_index":0})", "application/json");
+    });
     server.Get(R"(/v1/calls/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
       script_.record(req);
       if (const auto p = jwt_problem(req); !p.empty()) {
@@ -534,6 +542,14 @@ class FakeTwilio {
       res.status = 201;
       res.set_content(R"({"sid":"SM0123456789abcdef0123456789abcdef","status":"queued"})",
                       "application/json");
+    });
+    server.Get(account + R"(/Calls\.json)", [this](const httplib::Request& req,
+                                                   httplib::Response& res) {
+      script_.record(req);
+      if (!authorised(req, res)) {
+        return;
+      }
+      res.set_content(R"({"calls":[],"page":0,"page_size":100})", "application/json");
     });
     server.Get(account + R"(/Calls/([^/]+)\.json)", [this](const httplib::Request& req,
                                                            httplib::Response& res) {
@@ -1294,14 +1310,17 @@ TEST_CASE("ProviderChain over HTTP: 500 then 201 is retried; 429 too", "[provide
   const auto first = chain.place_call(alarm_call());
   REQUIRE(first);
   CHECK(first->provider == "vonage");
-  CHECK(vonage.script().seen().size() == 2);
+  // POST (500: it may have been placed), GET /v1/calls (it was not), POST again.
+  REQUIRE(vonage.script().seen().size() == 3);
+  CHECK(vonage.script().seen()[1].method == "GET");
+  CHECK(vonage.script().seen()[1].path == "/v1/calls");
   CHECK(*sleeps.taken == std::vector<std::chrono::milliseconds>{1000ms});
 
   vonage.script().queue({429, 429});
   const auto second = chain.send_sms(k_patient, "x");
   REQUIRE(second);
   CHECK(second->id == "aaaaaaaa-bbbb-cccc-dddd-0123456789ab");
-  CHECK(vonage.script().seen().size() == 5);
+  CHECK(vonage.script().seen().size() == 6);
   CHECK(*sleeps.taken == std::vector<std::chrono::milliseconds>{1000ms, 1000ms, 2000ms});
 }
 
@@ -1338,8 +1357,9 @@ TEST_CASE("ProviderChain over HTTP: 400 and 401 move to the next provider at onc
   CHECK_THAT(failed.error().message,
              Catch::Contains("vonage: vonage POST /v1/calls: HTTP 503") &&
                  Catch::Contains("twilio: twilio POST Calls.json: HTTP 500"));
-  CHECK(vonage.script().seen().size() == 5);
-  CHECK(twilio.script().seen().size() == 5);
+  // Each 5xx create-call is followed by a look at the call list before the next try.
+  CHECK(vonage.script().seen().size() == 8);
+  CHECK(twilio.script().seen().size() == 8);
   CHECK(*sleeps.taken == std::vector<std::chrono::milliseconds>{1000ms, 2000ms, 1000ms, 2000ms});
 }
 
