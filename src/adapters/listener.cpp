@@ -1,20 +1,32 @@
 #include "scout/adapters/listener.hpp"
 
-#include <httplib.h>
-#include <sys/socket.h>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <exception>
+#include <future>
+#include <limits>
+#include <list>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <string_view>
 #include <thread>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "scout/adapters/call_script.hpp"
@@ -30,17 +42,33 @@ using core::ErrorKind;
 using core::KeypressReply;
 using nlohmann::json;
 
-// SPEC §5: bodies over 64 KiB are refused with 413, slow clients are cut off after 10 s.
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+using tcp = boost::asio::ip::tcp;
+using SteadyClock = std::chrono::steady_clock;
+
+// SPEC §5: bodies over 64 KiB are refused with 413; a request not complete 10 s after its
+// connection opened (or, on a kept-alive connection, after the previous answer) is cut off.
 constexpr std::size_t k_max_body_bytes = std::size_t{64} * 1024;
-constexpr time_t k_read_timeout_s = 10;
-// Workers serving connections. A slow client holds one for at most the read timeout plus the
-// keep-alive wait, an idle keep-alive connection for the keep-alive wait; a handler call is quick.
-constexpr std::size_t k_worker_threads = 8;
-// How long an idle connection may wait for its next request (cpp-httplib's default is 5 s).
-// Short, because each idle connection occupies a worker; webhooks come seconds apart anyway.
-constexpr time_t k_keep_alive_s = 1;
-// How long start_listener waits for the server thread to accept connections.
-constexpr auto k_start_wait = std::chrono::seconds{5};
+constexpr std::uint32_t k_max_header_bytes = 8 * 1024;
+constexpr auto k_request_deadline = std::chrono::seconds{10};
+// An answer that the client does not take within this long is dropped with the connection.
+constexpr auto k_write_deadline = std::chrono::seconds{5};
+// How long a refused body is read and discarded before the connection closes.
+constexpr auto k_drain_deadline = std::chrono::seconds{2};
+// Requests served on one kept-alive connection before it is closed.
+constexpr int k_max_requests_per_connection = 1000;
+// Connections held open at once, in total and per client address. At either cap the oldest
+// connection still waiting for its request is closed to make room, so a genuine provider that
+// connects now is served even when slow or idle clients hold every slot (SPEC §5).
+constexpr std::size_t k_max_connections = 512;
+constexpr std::size_t k_max_connections_per_address = 128;
+// Threads that call the webhook handler (it takes the engine's lock and saves the state): the
+// network thread never waits for it, so a busy engine does not stop 401s or other answers.
+constexpr std::size_t k_handler_threads = 2;
+// Failed authentications are logged as one summary line per this interval (SPEC §5).
+constexpr auto k_failure_log_interval = std::chrono::seconds{60};
 
 constexpr std::string_view k_vonage_event = "/webhooks/vonage/event";
 constexpr std::string_view k_vonage_input = "/webhooks/vonage/input";
@@ -78,9 +106,7 @@ struct RawTarget {
   bool has_query = false;
 };
 
-RawTarget split_target(const httplib::Request& req) {
-  // Request::target is the request-target exactly as sent (cpp-httplib 0.11.4 keeps it).
-  const std::string& target = req.target.empty() ? req.path : req.target;
+RawTarget split_target(const std::string& target) {
   RawTarget raw;
   const std::size_t mark = target.find('?');
   if (mark == std::string::npos) {
@@ -105,9 +131,27 @@ std::string request_url(const std::string& public_url, const RawTarget& raw) {
   return url;
 }
 
-void set_plain(httplib::Response& res, int status, const char* text) {
+// What the listener answers; rendered into an HTTP response by the session.
+struct Outgoing {
+  int status = 200;
+  std::string content_type;  // "" with an empty body
+  std::string body;
+  bool allow_post = false;   // 405: "Allow: POST"
+};
+
+// A request as the route handler needs it (read off the wire by the session).
+struct Incoming {
+  std::string target;  // the request-target exactly as sent
+  std::string body;
+  std::string authorization;
+  std::optional<std::string> twilio_signature;
+  std::string remote;  // client address, for logs
+};
+
+void set_plain(Outgoing& res, int status, const char* text) {
   res.status = status;
-  res.set_content(text, "text/plain");
+  res.content_type = "text/plain";
+  res.body = text;
 }
 
 // Vonage event `status` (protocols.md §2.5) -> progress; nullopt for statuses scout ignores
@@ -186,34 +230,61 @@ std::optional<std::string> optional_string(const json& object, const char* key) 
   return std::nullopt;
 }
 
+// Failed authentications, logged as a rate-limited summary (SPEC §5): the first of a quiet
+// period at once, then one line per k_failure_log_interval with the count and the latest
+// reason. Used on the network thread only.
+class FailureLog {
+ public:
+  void note(const std::string& path, const std::string& remote, std::string_view reason) {
+    const auto now = SteadyClock::now();
+    ++count_;
+    last_ = path + " from " + remote + ": " + std::string{reason};
+    if (!logged_once_ || now - last_logged_ >= k_failure_log_interval) flush(now);
+  }
+  // Logs what was counted since the last line (the periodic timer calls it).
+  void flush(SteadyClock::time_point now) {
+    if (count_ == 0) return;
+    if (count_ == 1) {
+      spdlog::warn("webhook authentication failed: {}", last_);
+    } else {
+      spdlog::warn("webhook authentication failed {} times in the last {}s (latest: {})", count_,
+                   std::chrono::duration_cast<std::chrono::seconds>(now - last_logged_).count(),
+                   last_);
+    }
+    count_ = 0;
+    logged_once_ = true;
+    last_logged_ = now;
+  }
+
+ private:
+  std::uint64_t count_ = 0;
+  std::string last_;
+  bool logged_once_ = false;
+  SteadyClock::time_point last_logged_{};
+};
+
 struct Context {
   WebhookSecrets secrets;
   WebhookHandler handler;
 };
 
+// One authenticated-or-not webhook request on one of the four routes. authenticate() runs on
+// the network thread (cheap: an HMAC or a token comparison, no lock); serve() calls the handler
+// and runs on a handler thread.
 class RequestHandler {
  public:
-  RequestHandler(const Context& context, Route route, const httplib::Request& req,
-                 httplib::Response& res)
-      : m_context{context}, m_route{route}, m_req{req}, m_res{res}, m_raw{split_target(req)},
+  RequestHandler(const Context& context, Route route, Incoming req)
+      : m_context{&context}, m_route{route}, m_req{std::move(req)}, m_raw{split_target(m_req.target)},
         m_query{parse_form(m_raw.query)} {}
 
-  void run() {
-    // cpp-httplib enforces the limit on Content-Length; this also covers chunked bodies.
-    if (m_req.body.size() > k_max_body_bytes) {
-      set_plain(m_res, 413, "payload too large");
-      return;
-    }
-    if (is_vonage(m_route)) {
-      if (!authenticate_vonage()) {
-        return;
-      }
-    } else {
-      m_form = parse_form(m_req.body);
-      if (!authenticate_twilio()) {
-        return;
-      }
-    }
+  // False when the request is refused (401); `reason` then says why (never a secret).
+  bool authenticate(std::string& reason) {
+    if (is_vonage(m_route)) return authenticate_vonage(reason);
+    m_form = parse_form(m_req.body);
+    return authenticate_twilio(reason);
+  }
+
+  Outgoing serve() {
     switch (m_route) {
       case Route::vonage_event:
         vonage_event();
@@ -228,62 +299,57 @@ class RequestHandler {
         twilio_gather();
         break;
     }
+    return std::move(m_res);
   }
+
+  const std::string& path() const { return m_raw.path; }
 
  private:
-  void unauthorized(std::string_view reason) {
-    // The reason names what failed, never a secret; the query (it may carry the token) is not
-    // logged.
-    spdlog::warn("webhook {}: authentication failed from {}: {}", m_raw.path, m_req.remote_addr,
-                 reason);
-    set_plain(m_res, 401, "unauthorized");
-  }
-
-  bool authenticate_vonage() {
-    const WebhookSecrets& secrets = m_context.secrets;
+  bool authenticate_vonage(std::string& reason) {
+    const WebhookSecrets& secrets = m_context->secrets;
     if (!secrets.vonage_signature_secret.empty()) {
       const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                            wall_clock_now().time_since_epoch())
                            .count();
       const auto verified =
-          verify_vonage_webhook(m_req.get_header_value("Authorization"), m_req.body,
-                                secrets.vonage_signature_secret, static_cast<std::int64_t>(now));
+          verify_vonage_webhook(m_req.authorization, m_req.body, secrets.vonage_signature_secret,
+                                static_cast<std::int64_t>(now));
       if (!verified) {
-        unauthorized(verified.error().message);
+        reason = verified.error().message;
         return false;
       }
       return true;
     }
     const std::string* token = form_find(m_query, "token");
     if (secrets.url_token.empty()) {
-      unauthorized("no webhook token is configured");
+      reason = "no webhook token is configured";
       return false;
     }
     if (token == nullptr) {
-      unauthorized("missing token parameter");
+      reason = "missing token parameter";
       return false;
     }
     if (!constant_time_equal(*token, secrets.url_token)) {
-      unauthorized("wrong token parameter");
+      reason = "wrong token parameter";
       return false;
     }
     return true;
   }
 
-  bool authenticate_twilio() {
-    const WebhookSecrets& secrets = m_context.secrets;
+  bool authenticate_twilio(std::string& reason) {
+    const WebhookSecrets& secrets = m_context->secrets;
     if (secrets.twilio_auth_token.empty()) {
-      unauthorized("no Twilio provider is configured");
+      reason = "no Twilio provider is configured";
       return false;
     }
-    if (!m_req.has_header("X-Twilio-Signature")) {
-      unauthorized("missing X-Twilio-Signature");
+    if (!m_req.twilio_signature) {
+      reason = "missing X-Twilio-Signature";
       return false;
     }
     // protocols.md §4.6: the URL as Twilio requested it, and only the body's form parameters.
     if (!verify_twilio_signature(secrets.twilio_auth_token, request_url(secrets.public_url, m_raw),
-                                 m_form, m_req.get_header_value("X-Twilio-Signature"))) {
-      unauthorized("X-Twilio-Signature does not match");
+                                 m_form, *m_req.twilio_signature)) {
+      reason = "X-Twilio-Signature does not match";
       return false;
     }
     return true;
@@ -294,7 +360,7 @@ class RequestHandler {
   // Calls the handler; on an exception answers 500 and returns false.
   bool deliver(const core::Event& event, std::optional<KeypressReply>& reply) {
     try {
-      reply = m_context.handler(event);
+      reply = m_context->handler(event);
       return true;
     } catch (const std::exception& e) {
       spdlog::error("webhook {}: handler failed: {}", m_raw.path, e.what());
@@ -397,13 +463,14 @@ class RequestHandler {
     if (!reply->has_value()) {
       ncco = vonage_ncco_say(k_fallback_goodbye);
     } else if ((*reply)->kind == KeypressReply::Kind::repeat_prompt) {
-      ncco = vonage_ncco((*reply)->text, true, request_url(m_context.secrets.public_url, m_raw));
+      ncco = vonage_ncco((*reply)->text, true, request_url(m_context->secrets.public_url, m_raw));
     } else {
       ncco = vonage_ncco_say((*reply)->text.empty() ? std::string{k_fallback_goodbye}
                                                     : (*reply)->text);
     }
     m_res.status = 200;
-    m_res.set_content(ncco.dump(), "application/json");
+    m_res.content_type = "application/json";
+    m_res.body = ncco.dump();
   }
 
   void twilio_status() {
@@ -443,175 +510,417 @@ class RequestHandler {
     if (!reply->has_value()) {
       twiml = twilio_twiml_say(k_fallback_goodbye);
     } else if ((*reply)->kind == KeypressReply::Kind::repeat_prompt) {
-      twiml = twilio_twiml((*reply)->text, true, request_url(m_context.secrets.public_url, m_raw));
+      twiml = twilio_twiml((*reply)->text, true, request_url(m_context->secrets.public_url, m_raw));
     } else {
       twiml = twilio_twiml_say((*reply)->text.empty() ? std::string{k_fallback_goodbye}
                                                       : (*reply)->text);
     }
     m_res.status = 200;
-    m_res.set_content(twiml, "text/xml");
+    m_res.content_type = "text/xml";
+    m_res.body = std::move(twiml);
   }
 
-  const Context& m_context;
+  const Context* m_context;
   Route m_route;
-  const httplib::Request& m_req;
-  httplib::Response& m_res;
+  Incoming m_req;
   RawTarget m_raw;
   Form m_query;  // decoded query parameters (call, token)
   Form m_form;   // decoded body form parameters (Twilio routes)
+  Outgoing m_res;
 };
 
-class HttpWebhookListener final : public WebhookListener {
+// The route of a path, or nullopt (404).
+std::optional<Route> route_of(std::string_view path) {
+  if (path == k_vonage_event) return Route::vonage_event;
+  if (path == k_vonage_input) return Route::vonage_input;
+  if (path == k_twilio_status) return Route::twilio_status;
+  if (path == k_twilio_gather) return Route::twilio_gather;
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server: Boost.Beast on one network thread (asio, non-blocking: a slow client costs a
+// buffer, never a thread), handler calls on a small pool.
+
+class Server;
+
+// What the server knows of every open connection (network thread only).
+struct ConnectionSlot {
+  SteadyClock::time_point opened;
+  std::string address;
+  bool waiting = true;  // reading a request (evictable), not being answered
+  std::function<void()> close;
+};
+using Slots = std::list<ConnectionSlot>;
+
+class Server : public std::enable_shared_from_this<Server> {
  public:
-  HttpWebhookListener(std::unique_ptr<Context> context, std::unique_ptr<httplib::Server> server,
-                      int port)
-      : m_context{std::move(context)}, m_server{std::move(server)}, m_port{port} {}
+  Server(std::unique_ptr<Context> context, std::optional<net::ssl::context> tls)
+      : context_(std::move(context)), tls_(std::move(tls)), acceptor_(io_), failure_timer_(io_) {}
 
-  ~HttpWebhookListener() override { stop(); }
-
-  HttpWebhookListener(const HttpWebhookListener&) = delete;
-  HttpWebhookListener& operator=(const HttpWebhookListener&) = delete;
-
-  int port() const override { return m_port; }
-
-  // Runs the server on its thread; true once it accepts connections.
-  bool start() {
-    m_thread = std::thread{[this] {
-      m_server->listen_after_bind();
-      const std::lock_guard lock{m_mutex};
-      m_finished = true;
-      m_finished_cv.notify_all();
-    }};
-    return wait_until_running();
+  core::Status bind(const std::string& host, int port) {
+    beast::error_code ec;
+    const auto address = net::ip::make_address(host, ec);
+    if (ec) return core::fail(ErrorKind::io, "listener: cannot bind " + host + ":" +
+                                                 std::to_string(port) + ": not an IP address");
+    const tcp::endpoint endpoint{address, static_cast<unsigned short>(port)};
+    acceptor_.open(endpoint.protocol(), ec);
+    // SO_REUSEADDR only (quick restarts); no SO_REUSEPORT, which would let a second scout take
+    // part of the webhooks.
+    if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return core::fail(ErrorKind::io, "listener: cannot bind " + host + ":" +
+                                           std::to_string(port) + ": " + ec.message());
+    }
+    port_ = acceptor_.local_endpoint().port();
+    return {};
   }
 
-  void stop() override {
-    const std::lock_guard stop_lock{m_stop_mutex};
-    if (!m_thread.joinable()) {
-      return;
-    }
-    // cpp-httplib 0.11.4's stop() does nothing before the accept loop runs, and must not be
-    // called twice while it runs: wait (bounded) for the loop, then stop it once.
-    if (wait_until_running()) {
-      m_server->stop();
-    }
-    m_thread.join();
+  int port() const { return port_; }
+
+  void start() {
+    accept();
+    arm_failure_timer();
+    thread_ = std::thread{[self = shared_from_this()] { self->io_.run(); }};
+  }
+
+  void stop() {
+    const std::lock_guard lock{stop_mutex_};
+    if (stopped_) return;
+    stopped_ = true;
+    net::post(io_, [self = shared_from_this()] {
+      beast::error_code ec;
+      self->acceptor_.close(ec);
+      self->failure_timer_.cancel();
+      self->failures_.flush(SteadyClock::now());
+      // Closing a slot's socket completes its pending operation; the session then ends.
+      for (auto& slot : self->slots_) slot.close();
+    });
+    handlers_.join();
+    io_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // Network thread ------------------------------------------------------------------------------
+  net::io_context& io() { return io_; }
+  const Context& context() const { return *context_; }
+  FailureLog& failures() { return failures_; }
+
+  // Runs `work` on a handler thread, then `done(result)` back on the network thread.
+  template <typename Work, typename Done>
+  void run_handler(Work work, Done done) {
+    net::post(handlers_, [this, self = shared_from_this(), work = std::move(work),
+                          done = std::move(done)]() mutable {
+      Outgoing result = work();
+      net::post(io_, [result = std::move(result), done = std::move(done)]() mutable {
+        done(std::move(result));
+      });
+    });
+  }
+
+  Slots::iterator add_slot(std::string address, std::function<void()> close) {
+    make_room(address);
+    ++per_address_[address];
+    slots_.push_back(ConnectionSlot{SteadyClock::now(), std::move(address), true, std::move(close)});
+    return std::prev(slots_.end());
+  }
+
+  void remove_slot(Slots::iterator slot) {
+    auto count = per_address_.find(slot->address);
+    if (count != per_address_.end() && --count->second == 0) per_address_.erase(count);
+    slots_.erase(slot);
   }
 
  private:
-  bool wait_until_running() {
-    const auto deadline = std::chrono::steady_clock::now() + k_start_wait;
-    std::unique_lock lock{m_mutex};
-    while (!m_server->is_running()) {
-      if (m_finished || std::chrono::steady_clock::now() >= deadline) {
-        return m_server->is_running();
-      }
-      // is_running() has no notification: poll it in short slices.
-      m_finished_cv.wait_for(lock, std::chrono::milliseconds{2});
-    }
-    return true;
+  void accept();
+  void arm_failure_timer() {
+    failure_timer_.expires_after(k_failure_log_interval);
+    failure_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec) return;
+      self->failures_.flush(SteadyClock::now());
+      self->arm_failure_timer();
+    });
   }
 
-  std::unique_ptr<Context> m_context;  // outlives the server, whose routes refer to it
-  std::unique_ptr<httplib::Server> m_server;
-  int m_port = 0;
-  std::thread m_thread;
-  std::mutex m_mutex;
-  std::condition_variable m_finished_cv;
-  bool m_finished = false;
-  std::mutex m_stop_mutex;
+  // Closes the oldest connection still waiting for its request when a cap is reached: of the
+  // same address when that address is at its cap, else of any address.
+  void make_room(const std::string& address) {
+    const auto at = per_address_.find(address);
+    const bool address_full = at != per_address_.end() && at->second >= k_max_connections_per_address;
+    if (!address_full && slots_.size() < k_max_connections) return;
+    for (auto& slot : slots_) {  // oldest first
+      if (!slot.waiting || (address_full && slot.address != address)) continue;
+      ++evicted_;
+      if (evicted_ == 1 || evicted_ % 1000 == 0) {
+        spdlog::warn("listener: connection limit reached; closed {} waiting connection(s) so far "
+                     "(latest from {})", evicted_, slot.address);
+      }
+      slot.waiting = false;  // closing: not chosen twice
+      slot.close();
+      return;
+    }
+  }
+
+  std::unique_ptr<Context> context_;
+  std::optional<net::ssl::context> tls_;
+  net::io_context io_{1};
+  tcp::acceptor acceptor_;
+  net::steady_timer failure_timer_;
+  net::thread_pool handlers_{k_handler_threads};
+  std::thread thread_;
+  std::mutex stop_mutex_;
+  bool stopped_ = false;
+  int port_ = 0;
+  FailureLog failures_;
+  Slots slots_;
+  std::map<std::string, std::size_t> per_address_;
+  std::uint64_t evicted_ = 0;
+
+  template <typename Stream>
+  friend class Session;
 };
 
-void add_routes(httplib::Server& server, const Context& context) {
-  const std::pair<std::string_view, Route> routes[] = {
-      {k_vonage_event, Route::vonage_event},
-      {k_vonage_input, Route::vonage_input},
-      {k_twilio_status, Route::twilio_status},
-      {k_twilio_gather, Route::twilio_gather},
-  };
-  const auto not_allowed = [](const httplib::Request&, httplib::Response& res) {
-    res.set_header("Allow", "POST");
-    set_plain(res, 405, "method not allowed");
-  };
-  for (const auto& [path, route] : routes) {
-    // The paths have no regex metacharacters, so each pattern matches exactly that path.
-    const std::string pattern{path};
-    server.Post(pattern, [&context, route = route](const httplib::Request& req,
-                                                   httplib::Response& res) {
-      RequestHandler{context, route, req, res}.run();
-    });
-    server.Get(pattern, not_allowed);  // also HEAD
-    server.Put(pattern, not_allowed);
-    server.Patch(pattern, not_allowed);
-    server.Delete(pattern, not_allowed);
-    server.Options(pattern, not_allowed);
+// One connection. `Stream` is beast::tcp_stream or beast::ssl_stream<beast::tcp_stream>.
+template <typename Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
+ public:
+  Session(Server& server, Stream stream, std::string address)
+      : server_(server.shared_from_this()), stream_(std::move(stream)), address_(std::move(address)),
+        opened_(SteadyClock::now()) {}
+
+  void start() {
+    auto self = this->shared_from_this();
+    slot_ = server_->add_slot(address_, [self] { self->close_socket(); });
+    registered_ = true;
+    // The first request must be complete k_request_deadline after the connection opened,
+    // however slowly its bytes (or a TLS handshake) trickle in.
+    lowest().expires_at(opened_ + k_request_deadline);
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      read_header();
+    } else {
+      stream_.async_handshake(net::ssl::stream_base::server, [self](beast::error_code ec) {
+        if (ec) return self->finish();
+        self->read_header();
+      });
+    }
   }
-  // Every other path falls through cpp-httplib's routing: 404.
+
+ private:
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+  void close_socket() {
+    beast::error_code ec;
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+    lowest().socket().close(ec);
+  }
+
+  void finish() {
+    if (!registered_) return;
+    registered_ = false;
+    close_socket();
+    server_->remove_slot(slot_);
+  }
+
+  void read_header() {
+    parser_.emplace();
+    // Content-Length is checked in on_header (to answer 413); the limit itself is set for the
+    // body (chunked bodies) once the header is in.
+    parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
+    parser_->header_limit(k_max_header_bytes);
+    slot_->waiting = true;
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
+  }
+
+  void on_header(beast::error_code ec) {
+    if (ec) return finish();  // deadline, closed, evicted, malformed: no answer
+    const auto& req = parser_->get();
+    const RawTarget raw = split_target(std::string{req.target()});
+    route_ = route_of(raw.path);
+    if (!route_) return answer_now(Outgoing{404, "text/plain", "not found", false}, false);
+    if (req.method() != http::verb::post) {
+      return answer_now(Outgoing{405, "text/plain", "method not allowed", true}, false);
+    }
+    if (const auto length = parser_->content_length(); length && *length > k_max_body_bytes) {
+      return answer_now(Outgoing{413, "text/plain", "payload too large", false}, true);
+    }
+    if (beast::iequals(req[http::field::expect], "100-continue")) {
+      auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, req.version());
+      http::async_write(stream_, *cont, [self = this->shared_from_this(), cont](beast::error_code e, std::size_t) {
+        if (e) return self->finish();
+        self->read_body();
+      });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
+    parser_->body_limit(k_max_body_bytes);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                       self->on_body(ec);
+                     });
+  }
+
+  void on_body(beast::error_code ec) {
+    if (ec == http::error::body_limit) {
+      return answer_now(Outgoing{413, "text/plain", "payload too large", false}, true);
+    }
+    if (ec) return finish();
+    auto& req = parser_->get();
+    Incoming incoming;
+    incoming.target = std::string{req.target()};
+    incoming.body = std::move(req.body());
+    incoming.authorization = std::string{req[http::field::authorization]};
+    if (const auto it = req.find("X-Twilio-Signature"); it != req.end()) {
+      incoming.twilio_signature = std::string{it->value()};
+    }
+    incoming.remote = address_;
+    auto handler = std::make_shared<RequestHandler>(server_->context(), *route_, std::move(incoming));
+    std::string reason;
+    if (!handler->authenticate(reason)) {
+      // Answered at once, on this thread, in one write; counted for the summary line.
+      server_->failures().note(handler->path(), address_, reason);
+      return answer_now(Outgoing{401, "text/plain", "unauthorized", false}, false);
+    }
+    slot_->waiting = false;  // being served: not evicted
+    lowest().expires_never();
+    server_->run_handler([handler] { return handler->serve(); },
+                         [self = this->shared_from_this(), path = handler->path()](Outgoing out) {
+                           spdlog::debug("webhook POST {} -> {}", path, out.status);
+                           self->answer_now(std::move(out), false);
+                         });
+  }
+
+  // Writes `out`; closes afterwards when `close` or the client asked, else reads the next request.
+  void answer_now(Outgoing out, bool close) {
+    const auto& req = parser_->get();
+    auto res = std::make_shared<http::response<http::string_body>>(
+        static_cast<http::status>(out.status), req.version() == 10 ? 10 : 11);
+    res->set(http::field::server, "scout");
+    if (!out.content_type.empty()) res->set(http::field::content_type, out.content_type);
+    if (out.allow_post) res->set(http::field::allow, "POST");
+    res->body() = std::move(out.body);
+    ++served_;
+    const bool keep = !close && req.keep_alive() && parser_->is_done() &&
+                      served_ < k_max_requests_per_connection;
+    res->keep_alive(keep);
+    res->prepare_payload();
+    lowest().expires_after(k_write_deadline);
+    http::async_write(stream_, *res,
+                      [self = this->shared_from_this(), res, keep, close](beast::error_code ec, std::size_t) {
+                        if (ec) return self->finish();
+                        if (close) return self->drain();
+                        if (!keep) return self->finish();
+                        // The next request: k_request_deadline from now.
+                        self->lowest().expires_after(k_request_deadline);
+                        self->read_header();
+                      });
+  }
+
+  // After refusing a body unread (413): stops sending and reads what the client still sends,
+  // for at most k_drain_deadline, so that it sees the answer rather than a reset.
+  void drain() {
+    slot_->waiting = true;
+    beast::error_code ec;
+    lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+    lowest().expires_after(k_drain_deadline);
+    drain_more();
+  }
+  void drain_more() {
+    lowest().async_read_some(net::buffer(scratch_),
+                             [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                               if (ec) return self->finish();
+                               self->drain_more();
+                             });
+  }
+
+  std::shared_ptr<Server> server_;
+  std::array<char, 4096> scratch_{};
+  Stream stream_;
+  std::string address_;
+  SteadyClock::time_point opened_;
+  beast::flat_buffer buffer_{k_max_header_bytes};
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<Route> route_;
+  Slots::iterator slot_;
+  bool registered_ = false;
+  int served_ = 0;
+};
+
+void Server::accept() {
+  acceptor_.async_accept(io_, [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+    if (ec == net::error::operation_aborted || !self->acceptor_.is_open()) return;
+    if (!ec) {
+      beast::error_code addr_ec;
+      // Small answers go out at once (no Nagle delay behind the client's delayed ACK).
+      socket.set_option(tcp::no_delay(true), addr_ec);
+      const auto remote = socket.remote_endpoint(addr_ec);
+      std::string address = addr_ec ? std::string{"?"} : remote.address().to_string();
+      if (self->tls_) {
+        std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
+            *self, beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), *self->tls_),
+            std::move(address))
+            ->start();
+      } else {
+        std::make_shared<Session<beast::tcp_stream>>(*self, beast::tcp_stream(std::move(socket)),
+                                                     std::move(address))
+            ->start();
+      }
+    } else {
+      // Out of descriptors and the like: say so, and keep accepting.
+      spdlog::warn("listener: accept failed: {}", ec.message());
+    }
+    self->accept();
+  });
 }
+
+class BeastWebhookListener final : public WebhookListener {
+ public:
+  explicit BeastWebhookListener(std::shared_ptr<Server> server) : server_(std::move(server)) {}
+  ~BeastWebhookListener() override { stop(); }
+  BeastWebhookListener(const BeastWebhookListener&) = delete;
+  BeastWebhookListener& operator=(const BeastWebhookListener&) = delete;
+  int port() const override { return server_->port(); }
+  void stop() override { server_->stop(); }
+
+ private:
+  std::shared_ptr<Server> server_;
+};
 
 }  // namespace
 
 core::Result<std::unique_ptr<WebhookListener>> start_listener(const core::Listener& listener,
                                                               WebhookSecrets secrets,
                                                               WebhookHandler handler) {
-  std::unique_ptr<httplib::Server> server;
+  std::optional<net::ssl::context> tls;
   if (listener.tls) {
-    auto tls_server = std::make_unique<httplib::SSLServer>(listener.tls->cert_file.c_str(),
-                                                           listener.tls->key_file.c_str());
-    if (!tls_server->is_valid()) {
+    tls.emplace(net::ssl::context::tls_server);
+    tls->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                     net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                     net::ssl::context::no_tlsv1_1);
+    beast::error_code ec;
+    tls->use_certificate_chain_file(listener.tls->cert_file, ec);
+    if (!ec) tls->use_private_key_file(listener.tls->key_file, net::ssl::context::pem, ec);
+    if (ec) {
       return core::fail(ErrorKind::config, "listener.tls: cannot load the certificate '" +
                                                listener.tls->cert_file + "' and key '" +
-                                               listener.tls->key_file + "'");
+                                               listener.tls->key_file + "': " + ec.message());
     }
-    server = std::move(tls_server);
-  } else {
-    server = std::make_unique<httplib::Server>();
   }
-
   auto context = std::make_unique<Context>(Context{std::move(secrets), std::move(handler)});
-  server->new_task_queue = [] { return new httplib::ThreadPool(k_worker_threads); };
-  // cpp-httplib's default socket options add SO_REUSEPORT, which would let a second scout bind
-  // the same port and take part of the webhooks; keep only SO_REUSEADDR (quick restarts).
-  server->set_socket_options([](socket_t sock) {
-    const int yes = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  });
-  server->set_payload_max_length(k_max_body_bytes);
-  server->set_read_timeout(k_read_timeout_s, 0);
-  server->set_keep_alive_timeout(k_keep_alive_s);
-  server->set_exception_handler(
-      [](const httplib::Request& req, httplib::Response& res, std::exception_ptr) {
-        spdlog::error("webhook {}: unexpected exception", req.path);
-        set_plain(res, 500, "internal error");
-      });
-  server->set_logger([](const httplib::Request& req, const httplib::Response& res) {
-    // req.path has no query: the token never reaches the log.
-    spdlog::debug("webhook {} {} -> {}", req.method, req.path, res.status);
-  });
-  add_routes(*server, *context);
-
-  int port = listener.bind_port;
-  bool bound = false;
-  if (port == 0) {
-    port = server->bind_to_any_port(listener.bind_host);
-    bound = port > 0;
-  } else {
-    bound = server->bind_to_port(listener.bind_host, port);
+  auto server = std::make_shared<Server>(std::move(context), std::move(tls));
+  if (auto bound = server->bind(listener.bind_host, listener.bind_port); !bound) {
+    return tl::make_unexpected(bound.error());
   }
-  if (!bound) {
-    return core::fail(ErrorKind::io, "listener: cannot bind " + listener.bind_host + ":" +
-                                         std::to_string(listener.bind_port));
-  }
-
-  auto running = std::make_unique<HttpWebhookListener>(std::move(context), std::move(server), port);
-  if (!running->start()) {
-    running->stop();
-    return core::fail(ErrorKind::io, "listener: the server on " + listener.bind_host + ":" +
-                                         std::to_string(port) + " did not start");
-  }
+  server->start();
   spdlog::info("listener: serving webhooks on {}://{}:{}", listener.tls ? "https" : "http",
-               listener.bind_host, port);
-  return std::unique_ptr<WebhookListener>{std::move(running)};
+               listener.bind_host, server->port());
+  return std::unique_ptr<WebhookListener>{std::make_unique<BeastWebhookListener>(std::move(server))};
 }
 
 }  // namespace scout::adapters

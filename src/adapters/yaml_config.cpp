@@ -3,6 +3,7 @@
 #include "scout/adapters/timezone.hpp"
 #include "scout/core/units.hpp"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -18,7 +19,9 @@
 #include <initializer_list>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <set>
+#include <sstream>
 #include <string_view>
 #include <system_error>
 #include <tuple>
@@ -436,14 +439,63 @@ const std::vector<std::string_view>& provider_keys(core::ProviderType type) {
   return k_console_keys;
 }
 
+// A config is a page of YAML; anything this large is not one (and would cost memory to parse).
+constexpr std::size_t k_max_config_bytes = std::size_t{1} << 20;
+
+// Where a second YAML document of `text` starts, if there is one. At most two documents are
+// walked, so an input on which yaml-cpp's parser never reaches the end is still bounded.
+std::optional<YAML::Mark> second_document_mark(const std::string& text) {
+  struct Marks final : YAML::EventHandler {
+    std::vector<YAML::Mark> starts;
+    void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+  } marks;
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  for (int i = 0; i < 2 && parser.HandleNextDocument(marks); ++i) {
+  }
+  if (marks.starts.size() < 2) return std::nullopt;
+  return marks.starts[1];
+}
+
+// True when `text` has anything but blanks and comments.
+bool has_content(const std::string& text) {
+  bool comment = false;
+  for (const char c : text) {
+    if (c == '\n') comment = false;
+    else if (c == '#') comment = true;
+    else if (!comment && std::isspace(static_cast<unsigned char>(c)) == 0) return true;
+  }
+  return false;
+}
+
 class Loader {
  public:
   Loader(std::string file, const ConfigEnvironment& env) : m_file(std::move(file)), m_env(env) {}
 
   ConfigLoad load(const std::string& text) {
-    std::vector<YAML::Node> documents;
+    if (text.size() > k_max_config_bytes) {
+      error({}, "", "the file is " + std::to_string(text.size()) + " bytes; a config is at most " +
+                        std::to_string(k_max_config_bytes / 1024) + " KiB");
+      return finish(std::nullopt);
+    }
+    YAML::Node root;
+    std::optional<YAML::Mark> second_document;
     try {
-      documents = YAML::LoadAll(text);
+      // YAML::LoadAll never returns on some inputs (yaml-cpp 0.7 loops on ",\n"): the first
+      // document is loaded alone, and a second one is looked for with a bounded walk.
+      root = YAML::Load(text);
+      second_document = second_document_mark(text);
     } catch (const YAML::Exception& e) {
       error(pos_of(e.mark), "", "invalid YAML: " + e.msg);
       return finish(std::nullopt);
@@ -451,18 +503,22 @@ class Loader {
       error({}, "", std::string{"invalid YAML: "} + e.what());
       return finish(std::nullopt);
     }
-    if (documents.empty() || documents.front().IsNull()) {
-      error({1, 1}, "", "the file is empty; expected a map with `providers` and `patients`");
+    if (!root.IsDefined() || root.IsNull()) {
+      if (has_content(text)) {
+        error({1, 1}, "", "not a YAML map; expected a map with `providers` and `patients`");
+      } else {
+        error({1, 1}, "", "the file is empty; expected a map with `providers` and `patients`");
+      }
       return finish(std::nullopt);
     }
-    if (documents.size() > 1) {
-      error(pos_of(documents[1].Mark()), "",
+    if (second_document) {
+      error(pos_of(*second_document), "",
             "only one YAML document is allowed (remove the second `---`)");
     }
     core::Config config;
     config.source_path = m_file;
     try {
-      parse_root(documents.front(), config);
+      parse_root(root, config);
     } catch (const std::exception& e) {
       // yaml-cpp conversions are avoided above; this is a last line so that parse_config never
       // throws.

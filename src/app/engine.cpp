@@ -52,11 +52,7 @@ Engine::Applied Engine::apply(const core::Event& event, core::TimePoint now) {
   core::Transition transition = core::step(config_, state_, event, now);
   const bool changed = !(transition.state == state_);
   state_ = std::move(transition.state);
-  if (changed || unsaved_) {
-    const auto saved = store_.save(state_);
-    if (!saved) spdlog::error("cannot save the state: {}", saved.error().message);
-    unsaved_ = !saved;
-  }
+  if (changed || unsaved_) note_save(store_.save(state_));
   Applied applied;
   applied.reply = std::move(transition.reply);
   for (auto& action : transition.actions) {
@@ -84,7 +80,44 @@ std::optional<core::TimePoint> Engine::next_due(core::TimePoint now) const {
 
 core::Status Engine::save() const {
   const std::lock_guard lock{mutex_};
-  return store_.save(state_);
+  auto saved = store_.save(state_);
+  note_save(saved);
+  return saved;
+}
+
+bool Engine::saved() const {
+  const std::lock_guard lock{mutex_};
+  return !unsaved_;
+}
+
+void Engine::mark_unsaved() {
+  const std::lock_guard lock{mutex_};
+  unsaved_ = true;
+  if (failed_saves_ == 0) {
+    failed_saves_ = 1;
+    failure_logged_ = std::chrono::steady_clock::now();
+  }
+}
+
+void Engine::note_save(const core::Status& saved) const {
+  // Called under the lock. Loud, but one line a minute rather than one per event (SPEC §6).
+  constexpr auto k_every = std::chrono::minutes{1};
+  const auto now = std::chrono::steady_clock::now();
+  if (saved) {
+    if (unsaved_) {
+      spdlog::warn("the state is saved again (after {} failed save(s))", failed_saves_);
+    }
+    unsaved_ = false;
+    failed_saves_ = 0;
+    return;
+  }
+  unsaved_ = true;
+  ++failed_saves_;
+  if (failed_saves_ == 1 || now - failure_logged_ >= k_every) {
+    spdlog::error("cannot save the state ({} failed save(s)); scout goes on from memory: {}",
+                  failed_saves_, saved.error().message);
+    failure_logged_ = now;
+  }
 }
 
 }  // namespace scout::app

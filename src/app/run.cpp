@@ -162,19 +162,26 @@ int Runner::run() {
                                                              : options_.state_path;
   adapters::StateStore store(state_path);
   auto loaded = store.load();
+  core::State state;
   if (!loaded) {
-    spdlog::error("cannot use the state file: {}", loaded.error().message);
-    return k_exit_fatal;
+    // SPEC §6: a state that cannot be read does not stop monitoring.
+    spdlog::error("cannot use the state file: {}; scout monitors from an empty state in memory "
+                  "and saves as soon as it can", loaded.error().message);
+  } else {
+    if (loaded->problem) {
+      spdlog::error("{}; it was moved to {} and scout starts with a clean state",
+                    *loaded->problem, loaded->moved_to);
+    }
+    state = std::move(loaded->state);
   }
-  if (loaded->problem) {
-    spdlog::error("{}; it was moved to {} and scout starts with a clean state",
-                  *loaded->problem, loaded->moved_to);
-  }
-  core::State state = std::move(loaded->state);
   if (state.webhook_token.empty()) state.webhook_token = adapters::random_hex(16);
+  bool saved_at_start = true;
   if (auto saved = store.save(state); !saved) {
-    spdlog::error("cannot write the state file: {}", saved.error().message);
-    return k_exit_fatal;
+    // SPEC §6: keep monitoring from memory, say so loudly, save again as soon as it can.
+    spdlog::error("cannot write the state file: {}; scout keeps its state in memory and saves "
+                  "again as soon as it can (a restart now would forget escalations in progress)",
+                  saved.error().message);
+    saved_at_start = false;
   }
   FileStateStorage storage(store);
   FileJournal journal(config_.journal_file);
@@ -207,6 +214,7 @@ int Runner::run() {
   const std::string webhook_token = state.webhook_token;
   Service service(config_, std::move(state), clock, nightscout, telephony, storage, journal,
                   service_options);
+  if (!saved_at_start) service.mark_unsaved();
 
   std::unique_ptr<adapters::WebhookListener> listener;
   if (listening) {
@@ -265,6 +273,8 @@ int Runner::run() {
   auto last_call_poll = clock.now();
   auto last_watchdog = clock.now();
   bool ready = false;
+  bool status_sent = false;
+  bool status_saved = true;
   while (!stop_) {
     const auto now = clock.now();
     // The wall clock went back (NTP, an RTC-less board): poll now rather than wait it out.
@@ -279,6 +289,15 @@ int Runner::run() {
         ready = true;
       }
       sd_notify_send("WATCHDOG=1");  // SPEC §7: every tick (and every 10 s, below)
+      const bool saved = service.state_saved();
+      if (saved != status_saved || !status_sent) {
+        sd_notify_send(saved ? "STATUS=watching " + std::to_string(config_.patients.size()) +
+                                   " patient(s)"
+                             : "STATUS=cannot save the state to " + state_path +
+                                   "; monitoring from memory");
+        status_saved = saved;
+        status_sent = true;
+      }
       last_watchdog = clock.now();
       next_poll += config_.poll.interval;
       if (next_poll <= clock.now()) next_poll = clock.now() + config_.poll.interval;

@@ -265,6 +265,7 @@ struct ScenarioSpec {
   bool listener = true;           // the `listener:` section
   std::string console_answer = "";  // not empty: a console provider (never | ack | noack) last
   int webhook_attempts = 3;         // tries per webhook of the provider fakes
+  std::string state_name = "state.json";  // the state file, relative to the scenario's dir
 };
 
 // A TempDir, the glucose source, the fakes, a listener port and the config; then scout itself.
@@ -358,7 +359,7 @@ class Scenario {
     return scout->wait_for_log("listening for webhooks on http://", std::chrono::seconds{15});
   }
 
-  std::string state_path() const { return (dir.path() / "state.json").string(); }
+  std::string state_path() const { return (dir.path() / m_spec.state_name).string(); }
   std::string journal_path() const { return (dir.path() / "journal.jsonl").string(); }
   std::string log_path() const { return (dir.path() / "scout.log").string(); }
   std::string listener_url() const { return "http://127.0.0.1:" + std::to_string(listener_port); }

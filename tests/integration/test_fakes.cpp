@@ -352,12 +352,16 @@ TEST_CASE("fake Vonage answers unknown routes 404 and wrong methods 405", "[fake
   FakeVonage vonage{vonage_options()};
   REQUIRE(vonage.start());
   httplib::Client client{"127.0.0.1", vonage.port()};
-  const auto get = client.Get("/v1/calls");
+  const auto del = client.Delete("/v1/calls");
   const auto other = client.Get("/v2/whatever");
-  REQUIRE(get);
+  REQUIRE(del);
   REQUIRE(other);
-  CHECK(get->status == 405);
+  CHECK(del->status == 405);
   CHECK(other->status == 404);
+  // GET /v1/calls is the call list, and needs the API JWT like every Voice request.
+  const auto list = client.Get("/v1/calls");
+  REQUIRE(list);
+  CHECK(list->status == 401);
 }
 
 TEST_CASE("fake Vonage fault knob answers 500 then 429 then recovers", "[fakes]") {

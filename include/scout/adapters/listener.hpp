@@ -1,6 +1,8 @@
 #pragma once
-// The webhook listener (SPEC §5; protocols.md §2.4–2.6, §4.3–4.6): cpp-httplib on
+// The webhook listener (SPEC §5; protocols.md §2.4–2.6, §4.3–4.6): Boost.Beast on
 // listener.bind, exactly four routes, every request authenticated before its body is trusted.
+// One network thread serves every connection without blocking (a slow client costs a buffer,
+// not a thread); handler calls run on two threads of their own.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -27,7 +29,12 @@ struct WebhookSecrets {
 using WebhookHandler = std::function<std::optional<core::KeypressReply>(const core::Event&)>;
 
 // Routes (SPEC §5). Anything else: 404; wrong method on a route: 405. Body > 64 KiB: 413.
-// Read timeout 10 s. Authentication failure: 401, the handler is not called.
+// A request not complete 10 s after its connection opened (or after the previous answer on a
+// kept-alive connection) is cut off without an answer, however slowly its bytes come. At most
+// 512 connections, 128 per client address: past either, the oldest connection still waiting for
+// its request is closed to make room. Authentication failure: 401 at once (on the network
+// thread, one write), the handler is not called; failures are logged as one summary line a
+// minute (the first at once).
 //  POST /webhooks/vonage/event   JSON; `status` -> CallProgress (started/ringing -> ringing,
 //        answered, human, machine, completed, busy, cancelled, failed, rejected, timeout,
 //        unanswered; others ignored); the call id is `uuid` or, for human/machine, `call_uuid`.

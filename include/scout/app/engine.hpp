@@ -3,6 +3,8 @@
 // machine (core::step) under one mutex, saves the state after every change, writes the journal
 // and logs every transition. Thread-safe: the poll loop, the webhook listener and the workers
 // that talk to providers all call apply(); none of them holds the lock during network I/O.
+#include <chrono>
+#include <cstdint>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -45,13 +47,23 @@ class Engine {
   std::optional<core::TimePoint> next_due(core::TimePoint now) const;
   // Saves the current state unconditionally (at shutdown). Errors as StateStore::save.
   core::Status save() const;
+  // False while the newest state is not saved (the last save failed).
+  bool saved() const;
+  // The state in memory is not saved yet: the next event saves it even if nothing changed.
+  void mark_unsaved();
   const core::Config& config() const { return config_; }
 
  private:
   mutable std::mutex mutex_;
   const core::Config config_;
   core::State state_;
-  bool unsaved_ = false;  // the last save failed: save on the next event even if nothing changed
+  // The last save failed (mutable: save() is const): save on the next event even if nothing
+  // changed.
+  mutable bool unsaved_ = false;
+  // Failed saves since the last error line (logged once a minute, SPEC §6), and when it was.
+  mutable std::uint64_t failed_saves_ = 0;
+  mutable std::chrono::steady_clock::time_point failure_logged_{};
+  void note_save(const core::Status& saved) const;
   bool log_journal_ = true;
   StateStorage& store_;
   JournalSink& journal_;

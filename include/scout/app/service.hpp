@@ -110,6 +110,10 @@ class Service {
   void stop();
   // Saves the state unconditionally (StateStorage::save).
   core::Status save() const;
+  // False while the newest state is not saved (the last save failed, SPEC §6): every later event
+  // tries again. mark_unsaved() says so for a save that failed before the service existed.
+  bool state_saved() const { return engine_->saved(); }
+  void mark_unsaved() { engine_->mark_unsaved(); }
 
   // The newest assessment of every patient (config order), from the last tick.
   std::vector<core::PatientAssessed> last_assessments() const;
