@@ -359,6 +359,51 @@ Result<std::vector<Entry>> outcome_of(Transfer& transfer, core::Duration timeout
   return parsed;
 }
 
+// `text` (JSON) with every number that does not fit a double (1e400, -1e999) written as null.
+// Strings are left alone. One pass, no allocation beyond the copy.
+std::string nulled_overflowing_numbers(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size();) {
+    const char c = text[i];
+    if (in_string) {
+      out += c;
+      if (c == '\\' && i + 1 < text.size()) {
+        out += text[i + 1];
+        i += 2;
+        continue;
+      }
+      if (c == '"') in_string = false;
+      ++i;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+      out += c;
+      ++i;
+      continue;
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) {
+      std::size_t end = i + 1;
+      while (end < text.size() && (std::isdigit(static_cast<unsigned char>(text[end])) != 0 ||
+                                   text[end] == '.' || text[end] == 'e' || text[end] == 'E' ||
+                                   text[end] == '+' || text[end] == '-')) {
+        ++end;
+      }
+      const std::string token = text.substr(i, end - i);
+      // strtod gives ±HUGE_VAL (infinite) on overflow; an underflow (1e-400) parses as 0.
+      const double value = std::strtod(token.c_str(), nullptr);
+      out += std::isfinite(value) ? token : std::string{"null"};
+      i = end;
+      continue;
+    }
+    out += c;
+    ++i;
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<std::vector<Entry>> parse_entries(const std::string& body) {
@@ -379,6 +424,15 @@ Result<std::vector<Entry>> parse_entries(const std::string& body) {
   json document;
   try {
     document = json::parse(body);
+  } catch (const json::out_of_range& e) {
+    // A number beyond double (1e400) makes the whole answer unreadable to the parser; it is
+    // read as null instead, so only the entry holding it is dropped.
+    try {
+      document = json::parse(nulled_overflowing_numbers(body));
+    } catch (const json::exception& again) {
+      return core::fail(ErrorKind::malformed_json,
+                        std::string{"answered malformed JSON: "} + again.what());
+    }
   } catch (const json::exception& e) {
     return core::fail(ErrorKind::malformed_json,
                       std::string{"answered malformed JSON: "} + e.what());
@@ -389,14 +443,20 @@ Result<std::vector<Entry>> parse_entries(const std::string& body) {
                                                      " where an array of entries was expected");
   }
 
+  // An array of which no element is an object is not an entries answer at all; single
+  // elements that are not objects are dropped below.
+  if (!document.empty() &&
+      std::none_of(document.begin(), document.end(), [](const json& e) { return e.is_object(); })) {
+    return core::fail(ErrorKind::malformed_json,
+                      std::string{"answered an array of "} + document.front().type_name() +
+                          " values, not entry objects");
+  }
   std::vector<Entry> entries;
   entries.reserve(document.size());
   for (std::size_t i = 0; i < document.size(); ++i) {
     const json& record = document[i];
     if (!record.is_object()) {
-      return core::fail(ErrorKind::malformed_json,
-                        "answered an array whose element " + std::to_string(i) + " is a " +
-                            record.type_name() + ", not an entry object");
+      continue;  // not an entry: dropped, the others still count
     }
     // In-memory typing in Nightscout: a record is an sgv when it has the key `sgv`
     // (nightscout/cgm-remote-monitor:lib/api/entries/index.js, query_models).

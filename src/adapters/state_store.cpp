@@ -262,9 +262,18 @@ class Reader {
     return 0;
   }
 
+  // Times are ms since the epoch between 2000 and 2200 (0 stands for unset in older files):
+  // outside that a file is not scout's, and adding a config duration to any time it holds
+  // cannot overflow.
   TimePoint time_at(const json& value, const std::string& path) {
+    constexpr std::int64_t k_earliest = 946'684'800'000;   // 2000-01-01T00:00:00Z
+    constexpr std::int64_t k_latest = 7'258'118'400'000;   // 2200-01-01T00:00:00Z
     const std::int64_t ms = integer_at(value, path, std::numeric_limits<std::int64_t>::min(),
                                        std::numeric_limits<std::int64_t>::max());
+    if (ms != 0 && (ms < k_earliest || ms > k_latest)) {
+      fail(path, "time out of range (ms since the epoch between 2000 and 2200)");
+      return TimePoint{};
+    }
     return TimePoint{core::Duration{ms}};
   }
 
@@ -587,6 +596,9 @@ Result<std::optional<std::string>> read_file(const std::string& path) {
       break;
     }
     text.append(buffer.data(), static_cast<std::size_t>(n));
+    if (text.size() > k_max_state_bytes) {
+      break;  // load() refuses it; nothing more is read
+    }
   }
   ::close(fd);
   return std::optional<std::string>{std::move(text)};
@@ -738,7 +750,10 @@ Result<LoadedState> StateStore::load() const {
     return loaded;  // no state file yet: a first start
   }
   std::string reason;
-  if (text->value().find_first_not_of(" \t\r\n") == std::string::npos) {
+  if (text->value().size() > k_max_state_bytes) {
+    reason = "the file is larger than " + std::to_string(k_max_state_bytes >> 20) +
+             " MiB, more than any state scout writes";
+  } else if (text->value().find_first_not_of(" \t\r\n") == std::string::npos) {
     reason = "the file is empty";
   } else {
     json doc;

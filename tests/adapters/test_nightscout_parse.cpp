@@ -202,3 +202,25 @@ TEST_CASE("entries_url never puts the api_secret in the URL", "[nightscout][adap
   // Then the URL carries no credential
   CHECK(entries_url(site) == "https://bob.example.org/api/v1/entries/sgv.json?count=36");
 }
+
+TEST_CASE("parse_entries: one entry with a number beyond double drops that entry only",
+          "[nightscout][adapters]") {
+  const std::string body =
+      R"([{"sgv":1e400,"date":1716580300000,"direction":"Flat","note":"1e400 in a string"},)"
+      R"({"sgv":104,"date":1716580000000,"direction":"Flat","delta":-1e999},)"
+      R"({"sgv":101,"date":1716579700000,"direction":"Flat","tiny":1e-400}])";
+  const auto entries = parse_entries(body);
+  REQUIRE(entries);
+  REQUIRE(entries->size() == 2);
+  CHECK(entries->at(0).sgv == 104);
+  CHECK(entries->at(1).sgv == 101);
+}
+
+TEST_CASE("parse_entries: an element that is not an object is dropped, not the answer",
+          "[nightscout][adapters]") {
+  const auto entries =
+      parse_entries(R"([42, "x", null, {"sgv":99,"date":1716580000000,"direction":"Flat"}])");
+  REQUIRE(entries);
+  REQUIRE(entries->size() == 1);
+  CHECK(entries->at(0).sgv == 99);
+}

@@ -388,6 +388,16 @@ TEST_CASE("StateStore: an unusable file is moved aside and scout starts clean", 
     text = doc.dump();
     reason = "version: unsupported version 7";
   }
+  SECTION("a time beyond any that scout writes (it would overflow when durations are added)") {
+    json doc = state_to_json(full_state());
+    doc["patients"]["Alice"]["glucose"]["calls"][0]["placed_at"] = 9223372036854775807LL;
+    text = doc.dump();
+    reason = "patients.Alice.glucose.calls[0].placed_at: time out of range";
+  }
+  SECTION("a file larger than any state scout writes") {
+    text = "{\"version\":1,\"pad\":\"" + std::string(scout::adapters::k_max_state_bytes, 'x') + "\"}";
+    reason = "larger than 64 MiB";
+  }
   dir.write("state.json", text);
 
   const auto loaded = StateStore(path).load();

@@ -557,10 +557,30 @@ TEST_CASE("an empty file and a file that is not a map are problems", "[adapters]
             "heartbeat_url, listener, providers, defaults, patients), got a list"});
 }
 
-TEST_CASE("a second YAML document is a problem", "[adapters][config]") {
+TEST_CASE("input on which yaml-cpp's LoadAll never returns is refused at once",
+          "[adapters][config]") {
+  // yaml-cpp 0.7's LoadAll loops on these, taking memory without bound.
+  for (const std::string& text : {std::string{",\n"}, std::string{",,,\n"}, std::string{"a: 1\n,\n"}}) {
+    CAPTURE(text);
+    const ConfigLoad load = parse(text);
+    CHECK_FALSE(load.problems.empty());
+    CHECK_FALSE(load.config);
+  }
+  CHECK(messages(parse(",\n").problems) ==
+        std::vector<std::string>{"scout.yaml:1:1: not a YAML map; expected a map with "
+                                 "`providers` and `patients`"});
+}
+
+TEST_CASE("a config over 1 MiB is refused without parsing", "[adapters][config]") {
+  const ConfigLoad load = parse(k_minimal + "# " + std::string(std::size_t{1} << 20, 'x') + "\n");
+  REQUIRE(load.problems.size() == 1);
+  CHECK_THAT(load.problems[0].message, Catch::Contains("a config is at most 1024 KiB"));
+}
+
+TEST_CASE("a second YAML document is a problem (its `---` line is named)", "[adapters][config]") {
   const ConfigLoad load = parse(k_minimal + "---\nunits: mg/dL\n");
   CHECK(messages(load.problems) ==
-        std::vector<std::string>{"scout.yaml:8:1: only one YAML document is allowed (remove "
+        std::vector<std::string>{"scout.yaml:7:1: only one YAML document is allowed (remove "
                                  "the second `---`)"});
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // Durable state and the journal (SPEC §6).
 #include <optional>
+#include <cstddef>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -22,6 +23,10 @@ struct LoadedState {
   std::optional<std::string> problem;
   std::string moved_to;
 };
+
+// A state file larger than this is not one scout wrote (10,000 patients mid-escalation take a
+// few MiB): load() sets it aside as corrupt without parsing it, reading at most this much.
+inline constexpr std::size_t k_max_state_bytes = std::size_t{64} << 20;
 
 class StateStore {
  public:
