@@ -131,22 +131,8 @@ std::string request_url(const std::string& public_url, const RawTarget& raw) {
   return url;
 }
 
-// What the listener answers; rendered into an HTTP response by the session.
-struct Outgoing {
-  int status = 200;
-  std::string content_type;  // "" with an empty body
-  std::string body;
-  bool allow_post = false;   // 405: "Allow: POST"
-};
-
-// A request as the route handler needs it (read off the wire by the session).
-struct Incoming {
-  std::string target;  // the request-target exactly as sent
-  std::string body;
-  std::string authorization;
-  std::optional<std::string> twilio_signature;
-  std::string remote;  // client address, for logs
-};
+using Outgoing = WebhookResponse;
+using Incoming = WebhookRequest;
 
 void set_plain(Outgoing& res, int status, const char* text) {
   res.status = status;
@@ -470,7 +456,8 @@ class RequestHandler {
     }
     m_res.status = 200;
     m_res.content_type = "application/json";
-    m_res.body = ncco.dump();
+    // Replace, never throw: the call key in the URL is the caller's bytes (fuzz found it).
+    m_res.body = ncco.dump(-1, ' ', false, json::error_handler_t::replace);
   }
 
   void twilio_status() {
@@ -583,7 +570,20 @@ class Server : public std::enable_shared_from_this<Server> {
   void start() {
     accept();
     arm_failure_timer();
-    thread_ = std::thread{[self = shared_from_this()] { self->io_.run(); }};
+    thread_ = std::thread{[self = shared_from_this()] {
+      // An exception out of a completion handler is logged and the loop goes on (asio allows
+      // run() again); the listener never takes scout down.
+      for (;;) {
+        try {
+          self->io_.run();
+          return;
+        } catch (const std::exception& e) {
+          spdlog::error("listener: unexpected error: {}", e.what());
+        } catch (...) {
+          spdlog::error("listener: unexpected error");
+        }
+      }
+    }};
   }
 
   void stop() {
@@ -613,7 +613,17 @@ class Server : public std::enable_shared_from_this<Server> {
   void run_handler(Work work, Done done) {
     net::post(handlers_, [this, self = shared_from_this(), work = std::move(work),
                           done = std::move(done)]() mutable {
-      Outgoing result = work();
+      Outgoing result;
+      try {
+        result = work();
+      } catch (const std::exception& e) {
+        // Whatever a request did, the listener answers 500 and goes on (never terminate).
+        spdlog::error("webhook: unexpected error while serving a request: {}", e.what());
+        result = Outgoing{500, "text/plain", "internal error", false};
+      } catch (...) {
+        spdlog::error("webhook: unexpected error while serving a request");
+        result = Outgoing{500, "text/plain", "internal error", false};
+      }
       net::post(io_, [result = std::move(result), done = std::move(done)]() mutable {
         done(std::move(result));
       });
@@ -893,6 +903,29 @@ class BeastWebhookListener final : public WebhookListener {
 };
 
 }  // namespace
+
+WebhookResponse answer_webhook(const WebhookSecrets& secrets, const WebhookHandler& handler,
+                               const std::string& method, WebhookRequest request) {
+  const RawTarget raw = split_target(request.target);
+  const auto route = route_of(raw.path);
+  if (!route) return WebhookResponse{404, "text/plain", "not found", false};
+  if (method != "POST") return WebhookResponse{405, "text/plain", "method not allowed", true};
+  if (request.body.size() > k_max_body_bytes) {
+    return WebhookResponse{413, "text/plain", "payload too large", false};
+  }
+  const Context context{secrets, handler};
+  try {
+    RequestHandler serving{context, *route, std::move(request)};
+    std::string reason;
+    if (!serving.authenticate(reason)) {
+      return WebhookResponse{401, "text/plain", "unauthorized", false};
+    }
+    return serving.serve();
+  } catch (const std::exception& e) {
+    spdlog::error("webhook: unexpected error while serving a request: {}", e.what());
+    return WebhookResponse{500, "text/plain", "internal error", false};
+  }
+}
 
 core::Result<std::unique_ptr<WebhookListener>> start_listener(const core::Listener& listener,
                                                               WebhookSecrets secrets,

@@ -499,7 +499,7 @@ class VonageProvider final : public Provider {
     HttpRequest http_request{"POST", base_ + "/v1/calls",
                              {*auth, "Content-Type: application/json", "Accept: application/json",
                               "Expect:"},
-                             body.dump()};
+                             body.dump(-1, ' ', false, json::error_handler_t::replace)};
     auto answer = send(http_request, who, request.to);
     if (!answer) {
       return tl::make_unexpected(answer.error());
@@ -523,7 +523,7 @@ class VonageProvider final : public Provider {
         "POST", base_ + "/v1/messages",
         {"Authorization: Basic " + base64_encode(config_.api_key + ":" + config_.api_secret),
          "Content-Type: application/json", "Accept: application/json", "Expect:"},
-        body.dump()};
+        body.dump(-1, ' ', false, json::error_handler_t::replace)};
     auto answer = send(http_request, who, to);
     if (!answer) {
       return tl::make_unexpected(answer.error());

@@ -299,7 +299,7 @@ int fail_unknown(const CheckOptions& options, std::ostream& out, std::ostream& e
     out << nlohmann::json{{"status", "unknown"},
                           {"patients", nlohmann::json::array()},
                           {"error", message}}
-               .dump(2)
+               .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
         << "\n";
   } else {
     out << "status: UNKNOWN\n";
@@ -408,7 +408,7 @@ int run_check(const CheckOptions& options, std::ostream& out, std::ostream& err)
   }
 
   if (options.format == "json") {
-    out << render_json(reports, config.units, now).dump(2) << "\n";
+    out << render_json(reports, config.units, now).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
     if (options.sgv) {
       out << "simulated reading: " << core::format_glucose(*simulated_mgdl, config.units)

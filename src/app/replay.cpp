@@ -508,7 +508,7 @@ int run_replay(const ReplayOptions& options, std::ostream& out, std::ostream& er
   const auto result = replay(config, *patient, entries, *plan, settings);
   spdlog::set_level(level);
   if (options.format == "json") {
-    out << replay_json(result, *patient).dump(2) << "\n";
+    out << replay_json(result, *patient).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
     out << replay_text(result, *patient);
   }

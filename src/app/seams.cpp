@@ -9,6 +9,11 @@ namespace scout::app {
 
 core::TimePoint SystemClock::now() const { return adapters::wall_clock_now(); }
 
+core::Duration SystemClock::monotonic() const {
+  return std::chrono::duration_cast<core::Duration>(
+      std::chrono::steady_clock::now().time_since_epoch());
+}
+
 std::vector<FetchResult> NightscoutSource::fetch(const std::vector<const core::Patient*>& patients) {
   std::vector<core::NightscoutSite> sites;
   sites.reserve(patients.size());

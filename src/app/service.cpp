@@ -26,6 +26,9 @@ constexpr int k_max_ticks_per_advance = 8;
 // this long of the decision; later it counts as failed and the chain goes on (a call that would
 // ring after its step's moment has passed helps less than the next step).
 constexpr core::Duration k_redispatch_window = std::chrono::minutes{5};
+// The wall clock moving this much more or less than the monotonic clock between two looks is a
+// jump (an NTP step, a board without RTC setting its time), not drift.
+constexpr core::Duration k_clock_jump = std::chrono::seconds{5};
 
 int utc_minute_of_day(core::TimePoint at) {
   constexpr std::int64_t k_day = 24 * 60;
@@ -315,7 +318,26 @@ std::vector<core::Action> Service::carry_out(const core::Action& action) {
   return std::move(applied.outbound);
 }
 
+void Service::notice_clock_jump() {
+  const std::lock_guard lock{clock_mutex_};
+  const core::TimePoint wall = clock_.now();
+  const core::Duration monotonic = clock_.monotonic();
+  if (clock_anchor_) {
+    const core::Duration drift =
+        (wall - clock_anchor_->first) - (monotonic - clock_anchor_->second);
+    if (drift >= k_clock_jump || drift <= -k_clock_jump) {
+      spdlog::warn("the wall clock jumped by {}{}; scout's own times move with it so that gaps, "
+                   "snoozes and step timers keep their length",
+                   drift < core::Duration{0} ? "-" : "+",
+                   core::format_duration(drift < core::Duration{0} ? -drift : drift));
+      apply(core::ClockJumped{drift});
+    }
+  }
+  clock_anchor_ = std::pair{wall, monotonic};
+}
+
 void Service::tick() {
+  notice_clock_jump();
   recover_calls();
   const auto& patients = engine_->config().patients;
   std::vector<const core::Patient*> wanted;
@@ -415,7 +437,10 @@ std::vector<InFlight> in_flight(const core::State& state) {
 
 bool Service::calls_in_flight() const { return !engine_->read(in_flight).empty(); }
 
-void Service::poll_calls() { poll_calls_placed_before(clock_.now() + core::Duration{1}); }
+void Service::poll_calls() {
+  notice_clock_jump();
+  poll_calls_placed_before(clock_.now() + core::Duration{1});
+}
 
 void Service::poll_calls_placed_before(core::TimePoint before) {
   for (const auto& call : engine_->read(in_flight)) {
@@ -442,6 +467,7 @@ void Service::poll_calls_placed_before(core::TimePoint before) {
 }
 
 void Service::advance() {
+  notice_clock_jump();
   for (int i = 0; i < k_max_ticks_per_advance; ++i) {
     const core::TimePoint now = clock_.now();
     const auto due = engine_->next_due(now);
@@ -453,6 +479,7 @@ void Service::advance() {
 std::optional<core::TimePoint> Service::next_due() const { return engine_->next_due(clock_.now()); }
 
 std::optional<core::KeypressReply> Service::deliver(const core::Event& event) {
+  notice_clock_jump();
   auto applied = engine_->apply(event, clock_.now());
   auto reply = std::move(applied.reply);
   if (reply && reply->message) reply->text = render_now(reply->patient, *reply->message, clock_.now());

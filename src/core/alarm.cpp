@@ -374,6 +374,37 @@ class Machine {
 
   void operator()(const Tick&) {}
 
+  void operator()(const ClockJumped& e) {
+    const Duration d = e.offset;
+    const auto move = [d](TimePoint& t) { t += d; };
+    const auto move_optional = [d](std::optional<TimePoint>& t) {
+      if (t) *t += d;
+    };
+    for (auto& [name, ps] : state_.patients) {
+      move_optional(ps.failing_since);
+      for (auto* slot : {&ps.glucose, &ps.data}) {
+        if (!*slot) continue;
+        ActiveAlarm& a = **slot;
+        move(a.raised_at);
+        move(a.chain_start);
+        move_optional(a.last_step_at);
+        move_optional(a.snoozed_until);
+        move_optional(a.acknowledged_at);
+        for (auto& call : a.calls) {
+          move(call.placed_at);
+          move_optional(call.ended_at);
+        }
+      }
+    }
+    for (auto& [number, usage] : state_.numbers) {
+      for (auto& t : usage.calls) move(t);
+      for (auto& t : usage.sms) move(t);
+    }
+    journal("clock_jumped", "", "", {{"offset", (d < Duration{0} ? "-" : "+") +
+                                                    format_duration(d < Duration{0} ? -d : d)}},
+            JournalEntry::Level::warn);
+  }
+
   // The time-based rules, for every patient in config order, glucose alarm before data alarm.
   void advance_all() {
     for (const auto& patient : config_.patients) {
@@ -815,8 +846,14 @@ std::vector<PlaceCall> undispatched_calls(const Config& config, const State& sta
 Transition step(const Config& config, State state, const Event& event, TimePoint now) {
   Machine machine(config, state, now);
   machine.drop_removed_patients();
-  machine.prune_usage();
-  std::visit(machine, event);
+  if (std::holds_alternative<ClockJumped>(event)) {
+    // Times move first: pruning by the jumped clock would forget the last hour's calls.
+    std::visit(machine, event);
+    machine.prune_usage();
+  } else {
+    machine.prune_usage();
+    std::visit(machine, event);
+  }
   machine.advance_all();
   return Transition{std::move(state), std::move(machine.actions), std::move(machine.reply)};
 }

@@ -1125,3 +1125,17 @@ TEST_CASE("listener: failed authentications are logged as a summary, not a line 
   fx.listener->stop();  // stopping flushes the summary
   CHECK(logs.count("webhook authentication failed 199 times") == 1);
 }
+
+TEST_CASE("listener: a call key that is not UTF-8 gets an answer, not a crash (found by fuzz_webhook)",
+          "[listener]") {
+  Recorder recorder;
+  recorder.set_reply(KeypressReply{KeypressReply::Kind::repeat_prompt, "Glucose is 52."});
+  const auto handler = [&recorder](const Event& event) { return recorder(event); };
+  scout::adapters::WebhookRequest request;
+  request.target = std::string{"/webhooks/vonage/input?call=c\xcb\x31"} + k_token_query;
+  request.body = R"({"dtmf":{"digits":"7","timed_out":false},"uuid":"u1"})";
+  const auto answer = scout::adapters::answer_webhook(secrets(), handler, "POST", request);
+  CHECK(answer.status == 200);
+  CHECK(answer.content_type == "application/json");
+  CHECK(json::parse(answer.body).is_array());
+}

@@ -50,6 +50,27 @@ using WebhookHandler = std::function<std::optional<core::KeypressReply>(const co
 // Twilio auth: verify_twilio_signature(auth_token, public_url + path + ("?" + raw query if any),
 // form params, X-Twilio-Signature).
 // Malformed bodies after authentication: 400, handler not called.
+// One webhook request as read off the wire, and the answer to it.
+struct WebhookRequest {
+  std::string target;  // the request-target exactly as sent ("/webhooks/vonage/event?call=c3&…")
+  std::string body;    // at most 64 KiB
+  std::string authorization;                    // the Authorization header ("" when absent)
+  std::optional<std::string> twilio_signature;  // X-Twilio-Signature, when present
+  std::string remote;                           // client address, for logs
+};
+struct WebhookResponse {
+  int status = 200;
+  std::string content_type;  // "" with an empty body
+  std::string body;
+  bool allow_post = false;   // 405: answered with "Allow: POST"
+};
+
+// The listener's answer to one request, computed in the calling thread (routing, the 64 KiB
+// limit, authentication, decoding, the handler): what start_listener's sessions do, without the
+// network. For tests and the webhook fuzz target. Never throws (a throwing handler is a 500).
+WebhookResponse answer_webhook(const WebhookSecrets& secrets, const WebhookHandler& handler,
+                               const std::string& method, WebhookRequest request);
+
 class WebhookListener {
  public:
   virtual ~WebhookListener() = default;

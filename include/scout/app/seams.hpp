@@ -27,25 +27,38 @@ namespace scout::app {
 class Clock {
  public:
   virtual ~Clock() = default;
+  // The wall clock: what times in the state, the journal and messages are.
   virtual core::TimePoint now() const = 0;
+  // A monotonic reading (ms from an arbitrary origin) that no wall clock jump moves: the Service
+  // compares the two to detect a jump and rebase its times (SPEC §6).
+  virtual core::Duration monotonic() const = 0;
 };
 
-// The wall clock (std::chrono::system_clock, to the millisecond): the one place scout reads it.
+// The wall clock (std::chrono::system_clock, to the millisecond): the one place scout reads it;
+// monotonic() is std::chrono::steady_clock.
 class SystemClock final : public Clock {
  public:
   core::TimePoint now() const override;
+  core::Duration monotonic() const override;
 };
 
-// A clock that moves only when told: replays and tests. Thread-safe.
+// A clock that moves only when told: replays and tests. set() and advance() move time (both
+// readings); jump() moves only the wall clock, as an NTP step or a wrong RTC does. Thread-safe.
 class ManualClock final : public Clock {
  public:
   explicit ManualClock(core::TimePoint start) : now_(start.time_since_epoch().count()) {}
   core::TimePoint now() const override { return core::TimePoint{core::Duration{now_.load()}}; }
+  core::Duration monotonic() const override { return core::Duration{now_.load() - jumped_.load()}; }
   void set(core::TimePoint t) { now_ = t.time_since_epoch().count(); }
   void advance(core::Duration d) { now_ += d.count(); }
+  void jump(core::Duration d) {
+    now_ += d.count();
+    jumped_ += d.count();
+  }
 
  private:
   std::atomic<core::Duration::rep> now_;
+  std::atomic<core::Duration::rep> jumped_{0};
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -8,6 +8,10 @@
 // Order within a tick (SPEC §4.11): every patient is read and assessed, and all assessments are
 // applied as one core::Assessed event; only then are call outcomes polled and due steps run.
 //
+// Clock jumps (SPEC §6): tick(), poll_calls(), advance() and deliver() first compare the wall
+// clock with the monotonic one; a jump of 5 s or more is applied as core::ClockJumped, which
+// moves scout's own times with it.
+//
 // Thread-safety: tick(), poll_calls(), advance() and drain() are called by one driving thread;
 // deliver() may be called from the listener's threads at any time; with `workers` > 0, calls and
 // SMS are carried out on worker threads, else inline in the calling thread before it returns.
@@ -144,6 +148,10 @@ class Service {
   std::vector<core::PatientAssessed> last_assessed_;
   std::map<std::string, bool> reported_failure_;  // patient -> failure logged in this streak
   std::vector<core::PlaceCall> orphans_;           // recover_calls() still to settle
+  // Wall and monotonic readings at the last look (notice_clock_jump).
+  std::mutex clock_mutex_;
+  std::optional<std::pair<core::TimePoint, core::Duration>> clock_anchor_;
+  void notice_clock_jump();
 };
 
 }  // namespace scout::app

@@ -182,8 +182,17 @@ struct SmsResult {
 // Time passed. Every event also advances time-based rules; Tick does only that.
 struct Tick {};
 
+// The wall clock jumped by `offset` (the wall clock moved that much more than the monotonic
+// clock, SPEC §6): every time in the state that scout read from its own clock (alarm and chain
+// starts, step times, snoozes, acknowledgements, call times, per-number call and SMS times, the
+// failure streak) moves by `offset`, so that gaps, snoozes, min_call_gap and step timers keep
+// their length. Reading dates (Nightscout's clock) stay. Journal clock_jumped.
+struct ClockJumped {
+  Duration offset{};
+};
+
 using Event = std::variant<PatientAssessed, Assessed, CallPlaced, CallNotPlaced, CallUpdate, Keypress,
-                           SmsResult, Tick>;
+                           SmsResult, Tick, ClockJumped>;
 
 // ----------------------------------------------------------------------------------------------
 // Actions
