@@ -506,9 +506,23 @@ namespace {
 std::vector<Result<std::vector<Entry>>> fetch_urls(const std::vector<core::NightscoutSite>& sites,
                                                    const std::vector<std::string>& urls,
                                                    const std::vector<std::string>& shown,
-                                                   core::Duration timeout);
+                                                   core::Duration timeout,
+                                                   const AnswersCallback& on_answers = nullptr);
 
 }  // namespace
+
+void fetch_each(const std::vector<core::NightscoutSite>& sites, core::Duration timeout,
+                const AnswersCallback& on_answers) {
+  std::vector<std::string> urls;
+  std::vector<std::string> shown;
+  urls.reserve(sites.size());
+  shown.reserve(sites.size());
+  for (const auto& site : sites) {
+    urls.push_back(entries_url(site));
+    shown.push_back(redacted_entries_url(site));
+  }
+  fetch_urls(sites, urls, shown, timeout, on_answers);
+}
 
 std::vector<Result<std::vector<Entry>>> fetch_all(const std::vector<core::NightscoutSite>& sites,
                                                   core::Duration timeout) {
@@ -562,7 +576,8 @@ namespace {
 std::vector<Result<std::vector<Entry>>> fetch_urls(const std::vector<core::NightscoutSite>& sites,
                                                    const std::vector<std::string>& urls,
                                                    const std::vector<std::string>& shown,
-                                                   core::Duration timeout) {
+                                                   core::Duration timeout,
+                                                   const AnswersCallback& on_answers) {
   std::vector<Result<std::vector<Entry>>> results;
   results.reserve(sites.size());
   if (sites.empty()) {
@@ -603,8 +618,10 @@ std::vector<Result<std::vector<Entry>>> fetch_urls(const std::vector<core::Night
   }
 
   const auto deadline = std::chrono::steady_clock::now() + timeout + k_loop_grace;
+  std::vector<bool> delivered(sites.size(), false);
   const auto collect = [&] {
     int queued = 0;
+    std::vector<std::pair<std::size_t, Result<std::vector<Entry>>>> answers;
     while (CURLMsg* message = curl_multi_info_read(multi.get(), &queued)) {
       if (message->msg != CURLMSG_DONE) {
         continue;
@@ -614,8 +631,29 @@ std::vector<Result<std::vector<Entry>>> fetch_urls(const std::vector<core::Night
       auto* transfer = static_cast<Transfer*>(owner);
       transfer->done = true;
       transfer->code = message->data.result;
+      if (on_answers) {
+        // Handed over as soon as it is in (SPEC §3: no patient waits for another's Nightscout).
+        const auto index = static_cast<std::size_t>(transfer - transfers.data());
+        answers.emplace_back(index, outcome_of(*transfer, timeout));
+        delivered[index] = true;
+        curl_multi_remove_handle(multi.get(), transfer->easy.get());
+        transfer->easy.reset();
+        transfer->body = std::string{};
+      }
     }
+    if (on_answers && !answers.empty()) on_answers(std::move(answers));
   };
+  // Failed set-ups are answers too.
+  if (on_answers) {
+    std::vector<std::pair<std::size_t, Result<std::vector<Entry>>>> failed;
+    for (std::size_t i = 0; i < transfers.size(); ++i) {
+      if (transfers[i].done) {
+        failed.emplace_back(i, outcome_of(transfers[i], timeout));
+        delivered[i] = true;
+      }
+    }
+    if (!failed.empty()) on_answers(std::move(failed));
+  }
   if (running_count > 0) {
     int still_running = 0;
     curl_multi_perform(multi.get(), &still_running);
@@ -634,6 +672,16 @@ std::vector<Result<std::vector<Entry>>> fetch_urls(const std::vector<core::Night
     }
   }
 
+  if (on_answers) {
+    std::vector<std::pair<std::size_t, Result<std::vector<Entry>>>> rest;
+    for (std::size_t i = 0; i < transfers.size(); ++i) {
+      if (delivered[i]) continue;
+      rest.emplace_back(i, outcome_of(transfers[i], timeout));  // timed out
+      if (transfers[i].easy) curl_multi_remove_handle(multi.get(), transfers[i].easy.get());
+    }
+    if (!rest.empty()) on_answers(std::move(rest));
+    return results;
+  }
   for (Transfer& transfer : transfers) {
     results.push_back(outcome_of(transfer, timeout));
     if (transfer.easy) {

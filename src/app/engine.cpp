@@ -1,5 +1,6 @@
 #include "scout/app/engine.hpp"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -47,12 +48,23 @@ Engine::Engine(core::Config config, core::State state, StateStorage& store, Jour
       store_(store),
       journal_(journal) {}
 
-Engine::Applied Engine::apply(const core::Event& event, core::TimePoint now) {
+Engine::Applied Engine::apply(const core::Event& event, core::TimePoint now, bool defer_save) {
   const std::lock_guard lock{mutex_};
   core::Transition transition = core::step(config_, state_, event, now);
   const bool changed = !(transition.state == state_);
   state_ = std::move(transition.state);
-  if (changed || unsaved_) note_save(store_.save(state_));
+  const bool acts = std::any_of(transition.actions.begin(), transition.actions.end(),
+                                [](const core::Action& a) {
+                                  return !std::holds_alternative<core::JournalEntry>(a);
+                                });
+  if (changed || unsaved_ || deferred_) {
+    if (defer_save && !acts) {
+      deferred_ = true;
+    } else {
+      note_save(store_.save(state_));
+      deferred_ = false;
+    }
+  }
   Applied applied;
   applied.reply = std::move(transition.reply);
   for (auto& action : transition.actions) {
@@ -82,6 +94,7 @@ core::Status Engine::save() const {
   const std::lock_guard lock{mutex_};
   auto saved = store_.save(state_);
   note_save(saved);
+  if (saved) deferred_ = false;
   return saved;
 }
 

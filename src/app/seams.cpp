@@ -21,4 +21,12 @@ std::vector<FetchResult> NightscoutSource::fetch(const std::vector<const core::P
   return adapters::fetch_all(sites, timeout_);
 }
 
+void NightscoutSource::fetch_each(const std::vector<const core::Patient*>& patients,
+                                  const std::function<void(Answers&&)>& on_answers) {
+  std::vector<core::NightscoutSite> sites;
+  sites.reserve(patients.size());
+  for (const auto* patient : patients) sites.push_back(patient->nightscout);
+  adapters::fetch_each(sites, timeout_, [&](auto&& answers) { on_answers(std::move(answers)); });
+}
+
 }  // namespace scout::app

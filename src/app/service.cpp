@@ -177,8 +177,8 @@ std::vector<core::PatientAssessed> Service::last_assessments() const {
   return last_assessed_;
 }
 
-void Service::apply(const core::Event& event) {
-  auto applied = engine_->apply(event, clock_.now());
+void Service::apply(const core::Event& event, bool defer_save) {
+  auto applied = engine_->apply(event, clock_.now(), defer_save);
   dispatch(std::move(applied.outbound));
 }
 
@@ -339,73 +339,94 @@ void Service::notice_clock_jump() {
 void Service::tick() {
   notice_clock_jump();
   recover_calls();
+  // Calls decided from here on (by this tick's answers) have nothing to tell yet.
+  const core::TimePoint started = clock_.now();
   const auto& patients = engine_->config().patients;
   std::vector<const core::Patient*> wanted;
   wanted.reserve(patients.size());
   for (const auto& patient : patients) wanted.push_back(&patient);
-  auto fetched = cgm_.fetch(wanted);
-  // The clock is read when the answers are in hand, so that ages are not understated.
-  const core::TimePoint now = clock_.now();
 
   // What each patient's state already knows, read under one lock.
-  std::vector<core::PollOutcome> outcomes = engine_->read([&](const core::State& state) {
-    std::vector<core::PollOutcome> known(patients.size());
+  std::vector<core::PollOutcome> known = engine_->read([&](const core::State& state) {
+    std::vector<core::PollOutcome> out(patients.size());
     for (std::size_t i = 0; i < patients.size(); ++i) {
       const auto it = state.patients.find(patients[i].name);
       if (it == state.patients.end()) continue;
-      known[i].failing_since = it->second.failing_since;
-      known[i].last_reading = it->second.facts.latest;
-      known[i].last_cadence = it->second.facts.cadence;
+      out[i].failing_since = it->second.failing_since;
+      out[i].last_reading = it->second.facts.latest;
+      out[i].last_cadence = it->second.facts.cadence;
     }
-    return known;
+    return out;
   });
 
-  core::Assessed batch;
-  batch.patients.reserve(patients.size());
-  for (std::size_t i = 0; i < patients.size(); ++i) {
-    const core::Patient& patient = patients[i];
-    core::PollOutcome& outcome = outcomes[i];
-    bool& reported = reported_failure_[patient.name];
-    if (i < fetched.size() && fetched[i]) {
-      outcome.entries = std::move(*fetched[i]);
-      outcome.failing_since.reset();
-      if (reported) spdlog::info("Nightscout of {} answers again", patient.name);
-      reported = false;
-    } else {
-      const core::Error error = i < fetched.size()
-                                    ? fetched[i].error()
-                                    : core::Error{core::ErrorKind::internal, "no answer"};
-      outcome.error = error;
-      if (!outcome.failing_since) outcome.failing_since = now;
-      // SPEC §3: a 401/403 is logged once per streak at error level.
-      if (!reported) {
-        if (error.kind == core::ErrorKind::auth) {
-          spdlog::error("Nightscout of {} refuses scout's credentials (check the token or "
-                        "api_secret): {}", patient.name, error.message);
-        } else {
-          spdlog::warn("cannot read the Nightscout of {}: {}", patient.name, error.message);
-        }
-        reported = true;
+  std::vector<core::PatientAssessed> assessed_all;
+  assessed_all.reserve(patients.size());
+  // Each batch of answers is assessed and applied as soon as it is in (SPEC §3): a patient whose
+  // Nightscout answered is raised and called while others are still being read. Only these
+  // patients' time rules run now; everyone's run once every answer is in (SPEC §4.11). The
+  // state is saved with the batch only when it has calls or SMS to make (save before acting),
+  // else once at the end of the tick.
+  const auto on_answers = [&](Answers&& answers) {
+    // The clock is read when the answers are in hand, so that ages are not understated.
+    const core::TimePoint now = clock_.now();
+    core::Assessed batch;
+    batch.partial = true;
+    batch.patients.reserve(answers.size());
+    for (auto& [i, fetched] : answers) {
+      if (i >= patients.size()) continue;
+      const core::Patient& patient = patients[i];
+      core::PollOutcome& outcome = known[i];
+      bool& reported = reported_failure_[patient.name];
+      if (fetched) {
+        outcome.entries = std::move(*fetched);
+        outcome.failing_since.reset();
+        if (reported) spdlog::info("Nightscout of {} answers again", patient.name);
+        reported = false;
       } else {
-        spdlog::debug("cannot read the Nightscout of {}: {}", patient.name, error.message);
+        const core::Error& error = fetched.error();
+        outcome.error = error;
+        if (!outcome.failing_since) outcome.failing_since = now;
+        // SPEC §3: a 401/403 is logged once per streak at error level.
+        if (!reported) {
+          if (error.kind == core::ErrorKind::auth) {
+            spdlog::error("Nightscout of {} refuses scout's credentials (check the token or "
+                          "api_secret): {}", patient.name, error.message);
+          } else {
+            spdlog::warn("cannot read the Nightscout of {}: {}", patient.name, error.message);
+          }
+          reported = true;
+        } else {
+          spdlog::debug("cannot read the Nightscout of {}: {}", patient.name, error.message);
+        }
       }
+      core::PatientAssessed one{patient.name, assess(patient, outcome, now)};
+      if (one.assessment.latest) {
+        spdlog::debug("{}: {} mg/dL {} age {}", patient.name, one.assessment.latest->sgv,
+                      one.assessment.latest->direction, core::format_age(*one.assessment.age));
+      }
+      outcome.entries.clear();
+      batch.patients.push_back(one);
+      assessed_all.push_back(std::move(one));
     }
-    core::PatientAssessed assessed{patient.name, assess(patient, outcome, now)};
-    if (assessed.assessment.latest) {
-      spdlog::debug("{}: {} mg/dL {} age {}", patient.name, assessed.assessment.latest->sgv,
-                    assessed.assessment.latest->direction,
-                    core::format_age(*assessed.assessment.age));
-    }
-    batch.patients.push_back(std::move(assessed));
-  }
-  apply(batch);
+    if (!batch.patients.empty()) apply(batch, /*defer_save=*/true);
+  };
+  cgm_.fetch_each(wanted, on_answers);
+  // Every answer is in: the time rules for everyone, and the tick's save.
+  apply(core::Tick{});
   {
-    // Kept for check's report; moved, not copied, so the run loop pays nothing for it.
+    // Kept for check's report (config order); moved, not copied, on the run path.
+    std::vector<core::PatientAssessed> ordered;
+    ordered.reserve(assessed_all.size());
+    std::map<std::string, std::size_t> at;
+    for (std::size_t i = 0; i < assessed_all.size(); ++i) at[assessed_all[i].patient] = i;
+    for (const auto& patient : patients) {
+      const auto it = at.find(patient.name);
+      if (it != at.end()) ordered.push_back(std::move(assessed_all[it->second]));
+    }
     const std::lock_guard lock{assessed_mutex_};
-    last_assessed_ = std::move(batch.patients);
+    last_assessed_ = std::move(ordered);
   }
-  // Calls placed by this very tick have nothing to tell yet.
-  poll_calls_placed_before(now);
+  poll_calls_placed_before(started);
   advance();
 }
 

@@ -1,6 +1,7 @@
 #include "scout/core/alarm.hpp"
 
 #include <algorithm>
+#include <set>
 #include <array>
 #include <string_view>
 
@@ -128,6 +129,8 @@ class Machine {
       : config_(config), state_(state), now_(now) {}
 
   std::vector<Action> actions;
+  // Set by a partial Assessed: the only patients whose time rules run in this event.
+  std::optional<std::set<std::string>> advance_only_;
   std::optional<KeypressReply> reply;
 
   void drop_removed_patients() {
@@ -166,6 +169,10 @@ class Machine {
 
   void operator()(const Assessed& e) {
     for (const auto& patient : e.patients) (*this)(patient);
+    if (e.partial) {
+      advance_only_.emplace();
+      for (const auto& patient : e.patients) advance_only_->insert(patient.patient);
+    }
   }
 
   void operator()(const PatientAssessed& e) {
@@ -408,6 +415,7 @@ class Machine {
   // The time-based rules, for every patient in config order, glucose alarm before data alarm.
   void advance_all() {
     for (const auto& patient : config_.patients) {
+      if (advance_only_ && advance_only_->count(patient.name) == 0) continue;
       const auto it = state_.patients.find(patient.name);
       if (it == state_.patients.end()) continue;
       PatientState& ps = it->second;

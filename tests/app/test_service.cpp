@@ -158,3 +158,65 @@ TEST_CASE("a stale reading never gets a glucose call; the data alarm names the l
   }
   CHECK(data_spoke);
 }
+
+namespace {
+
+// Two patients; Alice's Nightscout answers at once, Bob's (another patient) only after `hang`.
+class SlowSecond final : public scout::app::CgmSource {
+ public:
+  SlowSecond(scout::app::ManualClock& clock, std::function<void()> between)
+      : clock_(clock), between_(std::move(between)) {}
+  std::vector<scout::app::FetchResult> fetch(const std::vector<const scout::core::Patient*>&) override {
+    return {};
+  }
+  void fetch_each(const std::vector<const scout::core::Patient*>& patients,
+                  const std::function<void(scout::app::Answers&&)>& on_answers) override {
+    const auto now = clock_.now();
+    scout::app::Answers first;
+    first.emplace_back(0, std::vector<scout::core::Entry>{entry(now - 1min, 45)});
+    on_answers(std::move(first));
+    between_();  // what happened before the slow one answered
+    clock_.advance(8s);
+    scout::app::Answers second;
+    second.emplace_back(1, scout::core::fail(scout::core::ErrorKind::timeout, "timed out"));
+    on_answers(std::move(second));
+    (void)patients;
+  }
+
+ private:
+  scout::app::ManualClock& clock_;
+  std::function<void()> between_;
+};
+
+}  // namespace
+
+TEST_CASE("a patient is called as soon as their Nightscout answers, not after the slowest",
+          "[app][service]") {
+  auto config = make_config();
+  auto carol = config.patients[0];
+  carol.name = "Carol";
+  carol.phone = "+15550000003";
+  carol.contacts = {};
+  config.patients.push_back(carol);
+  scout::app::ManualClock clock(k_t0);
+  std::vector<scout::app::Outbound> sent;
+  std::size_t sent_before_slow = 0;
+  SlowSecond source(clock, [&] { sent_before_slow = sent.size(); });
+  scout::app::SimulatedTelephony telephony(clock, {}, scout::app::Answer::never);
+  scout::app::MemoryStateStorage storage;
+  scout::app::RecordingJournal journal;
+  scout::app::ServiceOptions options;
+  options.listening = true;
+  options.log_journal = false;
+  options.on_outbound = [&](const scout::app::Outbound& o) { sent.push_back(o); };
+  scout::app::Service service(config, scout::core::State{}, clock, source, telephony, storage,
+                              journal, options);
+  service.tick();
+  // Alice's call went out while Carol's Nightscout was still being waited for.
+  REQUIRE(sent_before_slow == 1);
+  CHECK(sent[0].to == k_alice);
+  CHECK(sent[0].at == k_t0);
+  CHECK(sent[0].text == "Alice: URGENT LOW, 45 mg/dL, steady, 1 min ago.");
+  // The tick saved the state before that call (save before acting) and once more at its end.
+  CHECK(storage.saves() >= 2);
+}

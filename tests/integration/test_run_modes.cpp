@@ -331,6 +331,8 @@ TEST_CASE("run: systemd notify protocol, READY=1 after the first tick, WATCHDOG=
   CHECK_RUN(s, socket.receive(15s) == "READY=1");
   CHECK(s.glucose.polls() >= 1);
   CHECK_RUN(s, socket.receive(5s) == "WATCHDOG=1");
+  // Then what it is doing (SPEC §6: a state it cannot save would be said here).
+  CHECK_RUN(s, socket.receive(5s) == "STATUS=watching 1 patient(s)");
 
   CHECK_RUN(s, s.scout->terminate(10s) == 0);
   std::vector<std::string> after;

@@ -1,7 +1,9 @@
 #pragma once
 // Nightscout API v1 client (SPEC §3, protocols.md §1): the pure parser and the concurrent poller.
 
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "scout/core/config.hpp"
@@ -48,6 +50,16 @@ std::string redacted_site_url(const core::NightscoutSite& site);
 // Thread-safety: may be called from any one thread at a time per process.
 std::vector<core::Result<std::vector<core::Entry>>> fetch_all(
     const std::vector<core::NightscoutSite>& sites, core::Duration timeout);
+
+// Answers of fetch_each: (index into `sites`, outcome), every answer that came in together.
+using AnswersCallback = std::function<void(
+    std::vector<std::pair<std::size_t, core::Result<std::vector<core::Entry>>>>&&)>;
+
+// fetch_all, handing each site's outcome to `on_answers` (on the calling thread) as soon as it is
+// in rather than all at the end: a slow or hung Nightscout delays nobody else (SPEC §3). Every
+// site gets exactly one outcome; those still running at the timeout come last, as timeouts.
+void fetch_each(const std::vector<core::NightscoutSite>& sites, core::Duration timeout,
+                const AnswersCallback& on_answers);
 
 // The history of `site` between `from` and `to` (inclusive), for `scout replay`: GET
 // {url}/api/v1/entries/sgv.json?find[date][$gte]=FROM&find[date][$lte]=TO&count=k_history_page,

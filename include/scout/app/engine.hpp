@@ -32,7 +32,10 @@ class Engine {
   // (info/warn/error as the entry says). A failed save or journal write is logged at error level
   // and does not stop scout: the state in memory stays authoritative and every later event tries
   // the save again until it succeeds.
-  Applied apply(const core::Event& event, core::TimePoint now);
+  // With `defer_save`, a change that carries no call or SMS to make is saved with the next event
+  // instead (one save per tick rather than per batch of answers); one that does is saved now,
+  // before anything goes out.
+  Applied apply(const core::Event& event, core::TimePoint now, bool defer_save = false);
 
   // A copy of the current state.
   core::State state() const;
@@ -60,6 +63,7 @@ class Engine {
   // The last save failed (mutable: save() is const): save on the next event even if nothing
   // changed.
   mutable bool unsaved_ = false;
+  mutable bool deferred_ = false;  // a deferred change waits for the next save
   // Failed saves since the last error line (logged once a minute, SPEC §6), and when it was.
   mutable std::uint64_t failed_saves_ = 0;
   mutable std::chrono::steady_clock::time_point failure_logged_{};

@@ -6,6 +6,7 @@
 //
 // Times are core::TimePoint (ms since the epoch, UTC). Thread-safety is stated per class.
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -68,10 +69,28 @@ using FetchResult = core::Result<std::vector<core::Entry>>;
 
 // Where readings come from: one answer per patient, in order (entries any order, sgv mg/dL).
 // Called by one thread at a time.
+// Answers handed over as they come in: (index into `patients`, answer), several at once when
+// they arrived together.
+using Answers = std::vector<std::pair<std::size_t, FetchResult>>;
+
 class CgmSource {
  public:
   virtual ~CgmSource() = default;
   virtual std::vector<FetchResult> fetch(const std::vector<const core::Patient*>& patients) = 0;
+  // Every patient's answer, handed to `on_answers` as soon as it is in (SPEC §3: a slow source
+  // delays nobody else); exactly one answer per patient. By default: fetch(), then all at once.
+  virtual void fetch_each(const std::vector<const core::Patient*>& patients,
+                          const std::function<void(Answers&&)>& on_answers) {
+    auto all = fetch(patients);
+    Answers answers;
+    answers.reserve(patients.size());
+    for (std::size_t i = 0; i < patients.size(); ++i) {
+      answers.emplace_back(i, i < all.size() ? std::move(all[i])
+                                             : FetchResult{core::fail(core::ErrorKind::internal,
+                                                                      "no answer")});
+    }
+    on_answers(std::move(answers));
+  }
 };
 
 // Each patient's Nightscout (adapters::fetch_all: all at once, `timeout` per request; errors as
@@ -80,6 +99,9 @@ class NightscoutSource final : public CgmSource {
  public:
   explicit NightscoutSource(core::Duration timeout) : timeout_(timeout) {}
   std::vector<FetchResult> fetch(const std::vector<const core::Patient*>& patients) override;
+  // adapters::fetch_each: each answer as it arrives.
+  void fetch_each(const std::vector<const core::Patient*>& patients,
+                  const std::function<void(Answers&&)>& on_answers) override;
 
  private:
   core::Duration timeout_;

@@ -5,8 +5,10 @@
 // app::Engine), and carries out the machine's calls and SMS, rendering each message only when it
 // goes out (SPEC §4.8), from the patient's newest facts and the clock at that moment.
 //
-// Order within a tick (SPEC §4.11): every patient is read and assessed, and all assessments are
-// applied as one core::Assessed event; only then are call outcomes polled and due steps run.
+// Order within a tick (SPEC §3, §4.11): patients are assessed as their Nightscout answers (a
+// partial core::Assessed per batch of answers: raising, calls of new alarms, and those
+// patients' own time rules); once every answer is in, a core::Tick runs everyone's time rules;
+// only then are call outcomes polled and due steps run.
 //
 // Clock jumps (SPEC §6): tick(), poll_calls(), advance() and deliver() first compare the wall
 // clock with the monotonic one; a jump of 5 s or more is applied as core::ClockJumped, which
@@ -129,7 +131,7 @@ class Service {
  private:
   struct Workers;
   void poll_calls_placed_before(core::TimePoint before);
-  void apply(const core::Event& event);
+  void apply(const core::Event& event, bool defer_save = false);
   void dispatch(std::vector<core::Action> actions);
   std::vector<core::Action> carry_out(const core::Action& action);
   adapters::CallRequest request_for(const core::PlaceCall& call, std::string text) const;

@@ -137,6 +137,10 @@ struct PatientAssessed {
 // rule runs, so no step of one patient runs before every patient's newest reading is in.
 struct Assessed {
   std::vector<PatientAssessed> patients;
+  // The assessments of the patients whose Nightscout has answered so far in a tick (SPEC §3: a
+  // slow Nightscout never delays another patient): the time-based rules run for these patients
+  // only; the driver ends the tick with a Tick for everyone.
+  bool partial = false;
 };
 
 // A PlaceCall was accepted by `provider`, which named the call `call_id`.
