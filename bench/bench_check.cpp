@@ -46,11 +46,14 @@ struct Options {
   std::string scout = "./build/scout";
   int delay_ms = 100;
   int runs = 1;
+  bool run_once = false;  // --run-once: `scout run --once`, a first tick then a steady one
   std::vector<int> sizes;
 };
 
 struct RunResult {
   double seconds = 0;
+  double cpu_seconds = 0;  // user + system of the scout process
+  long max_rss_kb = 0;
   int exit_code = -1;
   int patients = 0;   // in scout's JSON
   int errors = 0;     // patients with a non-null "error"
@@ -142,7 +145,8 @@ std::string write_config(const std::filesystem::path& dir, int patients, int por
 
 // Runs `scout check --config CONFIG --format json`, stdout to `out_path`, stderr to `err_path`.
 RunResult run_check(const std::string& scout, const std::string& config,
-                    const std::string& out_path, const std::string& err_path) {
+                    const std::string& out_path, const std::string& err_path,
+                    const std::string& state_path = "") {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(),
@@ -150,6 +154,7 @@ RunResult run_check(const std::string& scout, const std::string& config,
   posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(),
                                    O_WRONLY | O_CREAT | O_TRUNC, 0644);
   std::vector<std::string> args{scout, "check", "--config", config, "--format", "json"};
+  if (!state_path.empty()) args = {scout, "run", "--once", "--config", config, "--state", state_path};
   std::vector<char*> argv;
   for (auto& arg : args) {
     argv.push_back(arg.data());
@@ -166,9 +171,14 @@ RunResult run_check(const std::string& scout, const std::string& config,
     return result;
   }
   int status = 0;
-  waitpid(pid, &status, 0);
+  rusage usage{};
+  wait4(pid, &status, 0, &usage);
   result.seconds = std::chrono::duration<double>(Clock::now() - started).count();
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.cpu_seconds = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+                       static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+  result.max_rss_kb = usage.ru_maxrss;
+  if (!state_path.empty()) return result;  // run --once: no report to read
 
   std::ifstream in{out_path};
   std::stringstream text;
@@ -196,6 +206,8 @@ bool parse_args(int argc, char** argv, Options& options) {
       options.delay_ms = std::atoi(argv[++i]);
     } else if (arg == "--runs" && has_value) {
       options.runs = std::max(1, std::atoi(argv[++i]));
+    } else if (arg == "--run-once") {
+      options.run_once = true;
     } else if (arg == "-h" || arg == "--help") {
       return false;
     } else if (!arg.empty() && arg.find_first_not_of("0123456789") == std::string::npos) {
@@ -234,6 +246,30 @@ int main(int argc, char** argv) {
   if (!server.running()) {
     std::cerr << "bench_check: could not start the loopback server\n";
     return 1;
+  }
+
+  if (options.run_once) {
+    // `scout run --once` twice on one state file: the first tick (every patient new) and a
+    // steady one (nothing changed), each with the process's CPU time and peak RSS.
+    std::cout << "scout run --once over N Nightscout sites that each take " << options.delay_ms
+              << " ms to answer (loopback, " << std::thread::hardware_concurrency() << " cores)\n\n"
+              << "| N | first tick: wall | CPU | steady tick: wall | CPU | max RSS |\n"
+              << "|---:|---:|---:|---:|---:|---:|\n";
+    for (const int n : options.sizes) {
+      const std::string config = write_config(dir, n, server.port());
+      const std::string stem = (dir / ("run-" + std::to_string(n))).string();
+      std::filesystem::remove(stem + ".state.json");
+      const auto first = run_check(options.scout, config, stem + ".out", stem + ".err", stem + ".state.json");
+      const auto steady = run_check(options.scout, config, stem + ".out", stem + ".err2", stem + ".state.json");
+      char line[256];
+      std::snprintf(line, sizeof line, "| %d | %.2f s | %.2f s | %.2f s | %.2f s | %ld MiB |\n", n,
+                    first.seconds, first.cpu_seconds, steady.seconds, steady.cpu_seconds,
+                    std::max(first.max_rss_kb, steady.max_rss_kb) / 1024);
+      std::cout << line << std::flush;
+      server.take_requests();
+    }
+    std::filesystem::remove_all(dir);
+    return 0;
   }
 
   std::cout << "scout check over N Nightscout sites that each take " << options.delay_ms

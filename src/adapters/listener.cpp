@@ -576,6 +576,7 @@ class Server : public std::enable_shared_from_this<Server> {
       for (;;) {
         try {
           self->io_.run();
+          self->finished_.set_value();
           return;
         } catch (const std::exception& e) {
           spdlog::error("listener: unexpected error: {}", e.what());
@@ -599,8 +600,15 @@ class Server : public std::enable_shared_from_this<Server> {
       for (auto& slot : self->slots_) slot.close();
     });
     handlers_.join();
-    io_.stop();
+    // With the acceptor, the timer and every socket closed, run() returns once the last
+    // session has ended; a session stuck past that is stopped (and its handlers run below).
+    if (finished_future_.wait_for(std::chrono::seconds{3}) != std::future_status::ready) {
+      io_.stop();
+    }
     if (thread_.joinable()) thread_.join();
+    // What is left (a stopped loop's pending handlers) runs now, so no session outlives stop().
+    io_.restart();
+    io_.poll();
   }
 
   // Network thread ------------------------------------------------------------------------------
@@ -682,6 +690,8 @@ class Server : public std::enable_shared_from_this<Server> {
   std::thread thread_;
   std::mutex stop_mutex_;
   bool stopped_ = false;
+  std::promise<void> finished_;  // set when the network loop has returned
+  std::future<void> finished_future_ = finished_.get_future();
   int port_ = 0;
   FailureLog failures_;
   Slots slots_;
@@ -702,7 +712,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void start() {
     auto self = this->shared_from_this();
-    slot_ = server_->add_slot(address_, [self] { self->close_socket(); });
+    // Weak: the server's slot list must not keep the session alive (nor, through it, itself).
+    slot_ = server_->add_slot(address_, [weak = this->weak_from_this()] {
+      if (auto session = weak.lock()) session->close_socket();
+    });
     registered_ = true;
     // The first request must be complete k_request_deadline after the connection opened,
     // however slowly its bytes (or a TLS handshake) trickle in.

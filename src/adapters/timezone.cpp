@@ -5,6 +5,9 @@
 
 #include <chrono>
 #include <exception>
+#include <mutex>
+#include <string>
+#include <unordered_map>
 
 namespace scout::adapters {
 
@@ -12,25 +15,37 @@ namespace {
 
 // The zone named `name`, or nullptr when the database does not know it. date::locate_zone
 // throws std::runtime_error for an unknown name (and when the database cannot be read).
+// Looked up once per name and kept (SPEC §7: a tick at 10,000 patients must not search the
+// database, or read /etc/localtime, per patient). Thread-safe.
 const date::time_zone* find_zone(const std::string& name) {
   if (name.empty()) {
     return nullptr;
   }
+  static std::mutex mutex;
+  static std::unordered_map<std::string, const date::time_zone*> known;
+  const std::lock_guard lock{mutex};
+  if (const auto it = known.find(name); it != known.end()) return it->second;
+  const date::time_zone* zone = nullptr;
   try {
-    return date::locate_zone(name);
+    zone = date::locate_zone(name);
   } catch (const std::exception&) {
-    return nullptr;
+    zone = nullptr;
   }
+  if (known.size() < 4096) known.emplace(name, zone);  // bounded: names come from the config
+  return zone;
 }
 
-// The host's zone; UTC when it cannot be determined (e.g. a container without /etc/localtime,
-// where date::current_zone throws).
+// The host's zone, determined once; UTC when it cannot be determined (e.g. a container without
+// /etc/localtime, where date::current_zone throws).
 const date::time_zone* host_zone() {
-  try {
-    return date::current_zone();
-  } catch (const std::exception&) {
-    return find_zone("UTC");
-  }
+  static const date::time_zone* const zone = []() -> const date::time_zone* {
+    try {
+      return date::current_zone();
+    } catch (const std::exception&) {
+      return find_zone("UTC");
+    }
+  }();
+  return zone;
 }
 
 // Local time at `at` in `zone`; `at` itself (UTC) when `zone` is null.

@@ -4,6 +4,7 @@
 #include <set>
 #include <array>
 #include <string_view>
+#include <unordered_map>
 
 #include "scout/core/message.hpp"
 #include "scout/core/redact.hpp"
@@ -63,14 +64,6 @@ int progress_rank(CallProgress progress) {
   }
 }
 
-const Patient* find_patient(const Config& config, const std::string& name) {
-  for (const auto& patient : config.patients) {
-    if (patient.name == name) {
-      return &patient;
-    }
-  }
-  return nullptr;
-}
 
 // The chain an alarm runs: the most severe kind of the episode picks it (SPEC §4).
 const std::vector<EscalationStep>& chain_of(const AlarmSettings& settings, const ActiveAlarm& a) {
@@ -126,16 +119,27 @@ struct CallRef {
 class Machine {
  public:
   Machine(const Config& config, State& state, TimePoint now)
-      : config_(config), state_(state), now_(now) {}
+      : config_(config), state_(state), now_(now) {
+    // One index per event, so finding a patient by name is O(1), not a scan (SPEC §7: a tick's
+    // work grows linearly with the patients).
+    by_name_.reserve(config.patients.size());
+    for (const auto& patient : config.patients) by_name_.emplace(patient.name, &patient);
+  }
+
+  const Patient* patient_named(const std::string& name) const {
+    const auto it = by_name_.find(name);
+    return it == by_name_.end() ? nullptr : it->second;
+  }
 
   std::vector<Action> actions;
   // Set by a partial Assessed: the only patients whose time rules run in this event.
+  std::unordered_map<std::string_view, const Patient*> by_name_;
   std::optional<std::set<std::string>> advance_only_;
   std::optional<KeypressReply> reply;
 
   void drop_removed_patients() {
     for (auto it = state_.patients.begin(); it != state_.patients.end();) {
-      if (find_patient(config_, it->first) != nullptr) {
+      if (patient_named(it->first) != nullptr) {
         ++it;
         continue;
       }
@@ -176,7 +180,7 @@ class Machine {
   }
 
   void operator()(const PatientAssessed& e) {
-    const Patient* patient = find_patient(config_, e.patient);
+    const Patient* patient = patient_named(e.patient);
     if (patient == nullptr) {
       journal("unknown_call", e.patient, "", {{"reason", "unknown patient"}},
               JournalEntry::Level::warn);
@@ -492,7 +496,7 @@ class Machine {
           if (match && !key.empty() && !id.empty() && !call.call_id.empty() && call.call_id != id) {
             match = false;
           }
-          if (match) return CallRef{find_patient(config_, name), &**slot, &call};
+          if (match) return CallRef{patient_named(name), &**slot, &call};
         }
       }
     }
