@@ -62,8 +62,8 @@ constexpr int k_max_requests_per_connection = 1000;
 // Connections held open at once, in total and per client address. At either cap the oldest
 // connection still waiting for its request is closed to make room, so a genuine provider that
 // connects now is served even when slow or idle clients hold every slot (SPEC §5).
-constexpr std::size_t k_max_connections = 512;
-constexpr std::size_t k_max_connections_per_address = 128;
+constexpr std::size_t k_max_connections = 1024;
+constexpr std::size_t k_max_connections_per_address = 256;
 // Threads that call the webhook handler (it takes the engine's lock and saves the state): the
 // network thread never waits for it, so a busy engine does not stop 401s or other answers.
 constexpr std::size_t k_handler_threads = 2;

@@ -39,6 +39,11 @@ using nlohmann::json;
 
 // An entries list for 36 readings is about 10 KiB; anything this large is not one.
 constexpr std::size_t k_max_body_bytes = std::size_t{4} << 20;
+// At most this many requests at once to one host:port (see fetch_urls).
+constexpr long k_max_per_host = 256;
+// Answers arriving within this long of each other are handed over together (fetch_each).
+constexpr auto k_hand_over_every = std::chrono::milliseconds{5};
+
 // A bound on the wait loop in fetch_all beyond the per-request timeout. libcurl enforces the
 // timeout itself; this only guarantees the loop ends even if it somehow did not.
 constexpr core::Duration k_loop_grace = std::chrono::seconds{5};
@@ -592,6 +597,11 @@ std::vector<Result<std::vector<Entry>>> fetch_urls(const std::vector<core::Night
     // Room for one connection per site; MAX_TOTAL_CONNECTIONS and MAX_HOST_CONNECTIONS stay at
     // their default (unlimited) so every site is asked at once, even many on one host.
     curl_multi_setopt(multi.get(), CURLMOPT_MAXCONNECTS, static_cast<long>(sites.size()));
+    // Many sites on one host:port (a clinic's shared Nightscout host, the benchmark): libcurl
+    // searches that host's connections for every new transfer, so thousands at once cost N².
+    // At most this many run at once per host; the rest wait their turn inside libcurl (their
+    // timeout runs meanwhile). Sites on different hosts are not limited.
+    curl_multi_setopt(multi.get(), CURLMOPT_MAX_HOST_CONNECTIONS, k_max_per_host);
   }
 
   std::size_t running_count = 0;
@@ -619,9 +629,10 @@ std::vector<Result<std::vector<Entry>>> fetch_urls(const std::vector<core::Night
 
   const auto deadline = std::chrono::steady_clock::now() + timeout + k_loop_grace;
   std::vector<bool> delivered(sites.size(), false);
+  std::vector<std::pair<std::size_t, Result<std::vector<Entry>>>> pending;
+  auto last_hand_over = std::chrono::steady_clock::now() - k_hand_over_every;
   const auto collect = [&] {
     int queued = 0;
-    std::vector<std::pair<std::size_t, Result<std::vector<Entry>>>> answers;
     while (CURLMsg* message = curl_multi_info_read(multi.get(), &queued)) {
       if (message->msg != CURLMSG_DONE) {
         continue;
@@ -634,14 +645,21 @@ std::vector<Result<std::vector<Entry>>> fetch_urls(const std::vector<core::Night
       if (on_answers) {
         // Handed over as soon as it is in (SPEC §3: no patient waits for another's Nightscout).
         const auto index = static_cast<std::size_t>(transfer - transfers.data());
-        answers.emplace_back(index, outcome_of(*transfer, timeout));
+        pending.emplace_back(index, outcome_of(*transfer, timeout));
         delivered[index] = true;
         curl_multi_remove_handle(multi.get(), transfer->easy.get());
         transfer->easy.reset();
         transfer->body = std::string{};
       }
     }
-    if (on_answers && !answers.empty()) on_answers(std::move(answers));
+    // Answers that came in within k_hand_over_every of each other go together, so that a
+    // thousand sites answering at once are a few batches, not a thousand.
+    const auto now = std::chrono::steady_clock::now();
+    if (on_answers && !pending.empty() && now - last_hand_over >= k_hand_over_every) {
+      on_answers(std::move(pending));
+      pending.clear();
+      last_hand_over = now;
+    }
   };
   // Failed set-ups are answers too.
   if (on_answers) {
@@ -673,7 +691,7 @@ std::vector<Result<std::vector<Entry>>> fetch_urls(const std::vector<core::Night
   }
 
   if (on_answers) {
-    std::vector<std::pair<std::size_t, Result<std::vector<Entry>>>> rest;
+    std::vector<std::pair<std::size_t, Result<std::vector<Entry>>>> rest = std::move(pending);
     for (std::size_t i = 0; i < transfers.size(); ++i) {
       if (delivered[i]) continue;
       rest.emplace_back(i, outcome_of(transfers[i], timeout));  // timed out
