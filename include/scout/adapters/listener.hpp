@@ -31,7 +31,7 @@ using WebhookHandler = std::function<std::optional<core::KeypressReply>(const co
 // Routes (SPEC §5). Anything else: 404; wrong method on a route: 405. Body > 64 KiB: 413.
 // A request not complete 10 s after its connection opened (or after the previous answer on a
 // kept-alive connection) is cut off without an answer, however slowly its bytes come. At most
-// 512 connections, 128 per client address: past either, the oldest connection still waiting for
+// 1024 connections, 256 per client address: past either, the oldest connection still waiting for
 // its request is closed to make room. Authentication failure: 401 at once (on the network
 // thread, one write), the handler is not called; failures are logged as one summary line a
 // minute (the first at once).
