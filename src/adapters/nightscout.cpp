@@ -514,31 +514,30 @@ std::vector<Result<std::vector<Entry>>> fetch_urls(const std::vector<core::Night
                                                    core::Duration timeout,
                                                    const AnswersCallback& on_answers = nullptr);
 
+// Every site's entries URL, with its credentials and redacted for messages.
+std::pair<std::vector<std::string>, std::vector<std::string>> entries_urls(
+    const std::vector<core::NightscoutSite>& sites) {
+  std::pair<std::vector<std::string>, std::vector<std::string>> urls;
+  urls.first.reserve(sites.size());
+  urls.second.reserve(sites.size());
+  for (const auto& site : sites) {
+    urls.first.push_back(entries_url(site));
+    urls.second.push_back(redacted_entries_url(site));
+  }
+  return urls;
+}
+
 }  // namespace
 
 void fetch_each(const std::vector<core::NightscoutSite>& sites, core::Duration timeout,
                 const AnswersCallback& on_answers) {
-  std::vector<std::string> urls;
-  std::vector<std::string> shown;
-  urls.reserve(sites.size());
-  shown.reserve(sites.size());
-  for (const auto& site : sites) {
-    urls.push_back(entries_url(site));
-    shown.push_back(redacted_entries_url(site));
-  }
+  const auto [urls, shown] = entries_urls(sites);
   fetch_urls(sites, urls, shown, timeout, on_answers);
 }
 
 std::vector<Result<std::vector<Entry>>> fetch_all(const std::vector<core::NightscoutSite>& sites,
                                                   core::Duration timeout) {
-  std::vector<std::string> urls;
-  std::vector<std::string> shown;
-  urls.reserve(sites.size());
-  shown.reserve(sites.size());
-  for (const auto& site : sites) {
-    urls.push_back(entries_url(site));
-    shown.push_back(redacted_entries_url(site));
-  }
+  const auto [urls, shown] = entries_urls(sites);
   return fetch_urls(sites, urls, shown, timeout);
 }
 

@@ -116,6 +116,16 @@ struct CallRef {
 };
 
 // One application of step(): the state being changed and the actions emitted so far.
+// What a call or SMS of `a` is about; a data alarm names the glucose alarm it holds (§4.9).
+Message message_for(const PatientState& ps, const ActiveAlarm& a,
+                    MessagePurpose purpose = MessagePurpose::alarm) {
+  Message m;
+  m.purpose = purpose;
+  m.alarm = a.alarm;
+  if (side_of(a.peak.kind) == Side::none && ps.glucose) m.paused = ps.glucose->alarm;
+  return m;
+}
+
 class Machine {
  public:
   Machine(const Config& config, State& state, TimePoint now)
@@ -504,14 +514,6 @@ class Machine {
   }
 
   // What a call or SMS of `a` is about; a data alarm names the glucose alarm it holds (§4.9).
-  static Message message_for(const PatientState& ps, const ActiveAlarm& a,
-                             MessagePurpose purpose = MessagePurpose::alarm) {
-    Message m;
-    m.purpose = purpose;
-    m.alarm = a.alarm;
-    if (side_of(a.peak.kind) == Side::none && ps.glucose) m.paused = ps.glucose->alarm;
-    return m;
-  }
 
   void raise(const Patient& patient, std::optional<ActiveAlarm>& slot, const Alarm& alarm,
              std::vector<std::string> notified, const ActiveAlarm* replaced) {
@@ -843,11 +845,8 @@ std::vector<PlaceCall> undispatched_calls(const Config& config, const State& sta
       for (const auto& call : a.calls) {
         if (call.progress != CallProgress::placing || !call.call_id.empty()) continue;
         // The same message and gather as run_step gave the call when it decided it.
-        Message message;
-        message.alarm = a.alarm;
-        if (side_of(a.peak.kind) == Side::none && ps.glucose) message.paused = ps.glucose->alarm;
         calls.push_back(PlaceCall{call.key, patient.name, a.id, call.to, call.to_label,
-                                  std::move(message),
+                                  message_for(ps, a),
                                   patient.settings.ack == AckMode::keypress});
       }
     }
