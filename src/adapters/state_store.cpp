@@ -846,6 +846,8 @@ core::Status StateStore::save(const State& state) const {
 
 // ---------------------------------------------------------------------------------------------
 
+std::string utc_iso8601(core::TimePoint t) { return iso8601_utc(t); }
+
 std::string journal_line(const core::JournalEntry& entry) {
   nlohmann::ordered_json line = nlohmann::ordered_json::object();
   line["time"] = iso8601_utc(entry.at);

@@ -4,6 +4,7 @@
 #include <date/tz.h>
 
 #include <chrono>
+#include <cstdio>
 #include <exception>
 #include <mutex>
 #include <string>
@@ -99,6 +100,42 @@ std::string local_hhmm(const std::string& name, core::TimePoint at) {
   out += static_cast<char>('0' + minutes / 10);
   out += static_cast<char>('0' + minutes % 10);
   return out;
+}
+
+namespace {
+
+const date::time_zone* zone_or_host(const std::string& name) {
+  const date::time_zone* zone = find_zone(name);
+  return zone != nullptr ? zone : host_zone();
+}
+
+}  // namespace
+
+long long local_day_number(const std::string& name, core::TimePoint at) {
+  const auto local = local_time_at(zone_or_host(name), at);
+  return date::floor<date::days>(local).time_since_epoch().count();
+}
+
+std::string local_date(const std::string& name, core::TimePoint at) {
+  const date::year_month_day ymd{
+      date::sys_days{date::days{local_day_number(name, at)}}};
+  char buffer[16];
+  std::snprintf(buffer, sizeof buffer, "%04d-%02u-%02u", static_cast<int>(ymd.year()),
+                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
+  return buffer;
+}
+
+core::TimePoint from_local(const std::string& name, long long day_number, int minute_of_day) {
+  const date::time_zone* zone = zone_or_host(name);
+  const date::local_time<std::chrono::milliseconds> local{
+      date::days{day_number} + std::chrono::minutes{minute_of_day}};
+  if (zone == nullptr) return core::TimePoint{local.time_since_epoch()};
+  try {
+    // A time that does not exist (spring forward) or exists twice (fall back): the earlier one.
+    return zone->to_sys(local, date::choose::earliest);
+  } catch (const std::exception&) {
+    return core::TimePoint{local.time_since_epoch()};
+  }
 }
 
 }  // namespace scout::adapters

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "scout/app/check.hpp"
+#include "scout/app/control.hpp"
 #include "scout/app/logging.hpp"
 #include "scout/app/replay.hpp"
 #include "scout/app/run.hpp"
@@ -100,6 +101,8 @@ int run_cli(int argc, char** argv) {
   notify_cmd->add_option("--to", notify.to, "E.164 number, e.g. +14155550100")->required();
   notify_cmd->add_option("--channel", notify.channel, "call|sms")->required();
   notify_cmd->add_option("--text", notify.text, "what to say or write");
+  notify_cmd->add_option("--provider", notify.provider,
+                         "only this provider type (vonage|twilio|console), to prove each one");
   notify_cmd->callback([&] {
     start_logging();
     result = run_notify(notify, std::cout, std::cout);
@@ -124,13 +127,74 @@ int run_cli(int argc, char** argv) {
     result = run_replay(replay, std::cout, std::cerr);
   });
 
+  StatusOptions status;
+  auto* status_cmd = app.add_subcommand(
+      "status", "what the running service knows: readings, alarms, snoozes, calls in flight");
+  status_cmd->add_option("--config", status.config_path, "config file");
+  status_cmd->add_option("--state", status.state_path, "state file (default: the config's)");
+  status_cmd->add_option("--format", status.format, "text|json")
+      ->check(CLI::IsMember({"text", "json"}));
+  status_cmd->callback([&] {
+    start_logging();
+    result = run_status(status, std::cout, std::cerr);
+  });
+
+  // ack / snooze / unsnooze: one request each through the command spool (SPEC §4.13).
+  CommandOptions command;
+  const auto add_command = [&](const char* name, const char* help,
+                               core::ShellCommand::Kind kind) {
+    auto* cmd = app.add_subcommand(name, help);
+    cmd->add_option("--config", command.config_path, "config file");
+    cmd->add_option("--state", command.state_path, "state file (default: the config's)");
+    cmd->add_option("PATIENT", command.patient, "the patient, as named in the config")
+        ->required();
+    if (kind == core::ShellCommand::Kind::snooze) {
+      cmd->add_option("DURATION", command.duration, "e.g. 30m, 2h (at most 24h)")->required();
+    }
+    if (kind == core::ShellCommand::Kind::ack) {
+      cmd->add_option("--by", command.by, "who acknowledges (default: the shell user)");
+    } else {
+      cmd->add_option("--by", command.by, "who asks (default: the shell user)");
+    }
+    if (kind != core::ShellCommand::Kind::ack) {
+      cmd->add_option("--kind", command.only,
+                      "only alarms of this kind (urgent_low, low, high, stale, ...) or class "
+                      "(glucose, data)");
+    }
+    cmd->add_option("--wait", command.wait_s,
+                    "seconds to wait for the running service's answer (default 5)");
+    cmd->callback([&, kind] {
+      start_logging();
+      command.kind = kind;
+      result = run_command(command, std::cout, std::cerr);
+    });
+  };
+  add_command("ack", "acknowledge a patient's active alarms, as pressing 1 would",
+              core::ShellCommand::Kind::ack);
+  add_command("snooze", "silence a patient's active alarms for a while",
+              core::ShellCommand::Kind::snooze);
+  add_command("unsnooze", "end a patient's snooze: escalation resumes at once",
+              core::ShellCommand::Kind::unsnooze);
+
+  LogOptions log;
+  auto* log_cmd = app.add_subcommand("log", "the journal as a human timeline");
+  log_cmd->add_option("--config", log.config_path, "config file");
+  log_cmd->add_option("--since", log.since,
+                      "from when: 'yesterday 22:00', 22:00, -8h, 2026-11-30 (default: -24h)");
+  log_cmd->add_option("--patient", log.patient, "only this patient");
+  log_cmd->add_option("--format", log.format, "text|json")->check(CLI::IsMember({"text", "json"}));
+  log_cmd->callback([&] {
+    start_logging();
+    result = run_log(log, std::cout, std::cerr);
+  });
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     if (code == 0) return k_exit_ok;  // --help, --version
-    return subcommand_word(argc, argv) == "check" ? exit_code(CheckStatus::unknown)
-                                                  : k_exit_usage;
+    const std::string word = subcommand_word(argc, argv);
+    return word == "check" || word == "status" ? exit_code(CheckStatus::unknown) : k_exit_usage;
   }
   return result;
 }

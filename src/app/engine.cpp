@@ -67,8 +67,19 @@ Engine::Applied Engine::apply(const core::Event& event, core::TimePoint now, boo
   }
   Applied applied;
   applied.reply = std::move(transition.reply);
+  applied.command = std::move(transition.command);
   for (auto& action : transition.actions) {
-    if (const auto* entry = std::get_if<core::JournalEntry>(&action)) {
+    if (auto* entry = std::get_if<core::JournalEntry>(&action)) {
+      // SPEC §6: the journal carries the glucose value the line is about (the newest reading).
+      if (!entry->patient.empty()) {
+        const auto ps = state_.patients.find(entry->patient);
+        if (ps != state_.patients.end() && ps->second.facts.latest) {
+          const auto& latest = *ps->second.facts.latest;
+          entry->fields.emplace_back("sgv", std::to_string(latest.sgv));
+          if (!latest.direction.empty()) entry->fields.emplace_back("direction", latest.direction);
+          entry->fields.emplace_back("reading_at", std::to_string(latest.date.time_since_epoch().count()));
+        }
+      }
       if (log_journal_) log_journal_entry(*entry);
       if (auto written = journal_.append(*entry); !written) {
         spdlog::error("cannot write the journal: {}", written.error().message);

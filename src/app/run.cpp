@@ -24,6 +24,10 @@
 #include <curl/curl.h>
 #include <spdlog/spdlog.h>
 
+#include <poll.h>
+#include <sys/inotify.h>
+
+#include "scout/adapters/command_spool.hpp"
 #include "scout/adapters/wall_clock.hpp"
 #include "scout/adapters/crypto.hpp"
 #include "scout/adapters/listener.hpp"
@@ -124,6 +128,85 @@ class SignalWatcher {
   std::thread thread_;
 };
 
+// Wakes the run loop as soon as a request lands in the command spool (SPEC §4.13: applied
+// within 1 s; with inotify, at once). Without inotify the loop still looks every second.
+class SpoolWatcher {
+ public:
+  SpoolWatcher(const std::string& dir, std::function<void()> on_request)
+      : on_request_(std::move(on_request)) {
+    fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd_ < 0) return;
+    if (::inotify_add_watch(fd_, dir.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+      spdlog::debug("cannot watch {}: {}; the spool is read every second", dir,
+                    std::strerror(errno));
+      ::close(fd_);
+      fd_ = -1;
+      return;
+    }
+    thread_ = std::thread([this] {
+      alignas(inotify_event) char buffer[4096];
+      while (!done_) {
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, 200) > 0) {
+          while (::read(fd_, buffer, sizeof buffer) > 0) {
+          }
+          on_request_();
+        }
+      }
+    });
+  }
+  SpoolWatcher(const SpoolWatcher&) = delete;
+  SpoolWatcher& operator=(const SpoolWatcher&) = delete;
+  ~SpoolWatcher() {
+    done_ = true;
+    if (thread_.joinable()) thread_.join();
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+ private:
+  std::function<void()> on_request_;
+  int fd_ = -1;
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+// Applies every request waiting in the spool, in order, and answers each (SPEC §4.13).
+void apply_spool(const adapters::CommandSpool& spool, Service& service, Clock& clock) {
+  for (const auto& request : spool.pending()) {
+    core::CommandOutcome outcome;
+    if (request.command) {
+      spdlog::info("command {} from {} for {}", core::to_string(request.command->kind),
+                   request.command->by.empty() ? "shell" : request.command->by,
+                   request.command->patient);
+      outcome = service.command(*request.command);
+    } else {
+      spdlog::warn("command request {} refused: {}", request.id, request.error);
+      outcome.lines.push_back("refused: " + request.error);
+    }
+    if (auto finished = spool.finish(request.id, outcome, clock.now()); !finished) {
+      spdlog::error("command request {}: {}", request.id, finished.error().message);
+    }
+  }
+}
+
+// What `scout status` reads about the service itself (CommandSpool::write_status).
+nlohmann::json status_document(const Service& service, const core::Config& config, bool once,
+                               core::TimePoint at) {
+  nlohmann::json patients = nlohmann::json::object();
+  for (const auto& assessed : service.last_assessments()) {
+    nlohmann::json one{{"polled_at", at.time_since_epoch().count()}, {"error", nullptr}};
+    if (assessed.assessment.poll_error) one["error"] = assessed.assessment.poll_error->message;
+    patients[assessed.patient] = std::move(one);
+  }
+  return nlohmann::json{{"version", 1},
+                        {"mode", once ? "once" : "run"},
+                        {"pid", static_cast<long long>(::getpid())},
+                        {"tick_at", at.time_since_epoch().count()},
+                        {"interval_ms", config.poll.interval.count()},
+                        {"saved", service.state_saved()},
+                        {"patients", std::move(patients)}};
+}
+
 class Runner {
  public:
   Runner(const core::Config& config, const RunOptions& options, std::ostream& console_out)
@@ -216,6 +299,22 @@ int Runner::run() {
                   service_options);
   if (!saved_at_start) service.mark_unsaved();
 
+  // SPEC §4.13: requests from `scout ack|snooze|unsnooze`.
+  adapters::CommandSpool spool(state_path);
+  if (auto ready = spool.prepare(); !ready) {
+    spdlog::error("the command spool: {}; scout ack/snooze/unsnooze cannot reach this service",
+                  ready.error().message);
+  }
+  const auto tick_and_report = [&] {
+    service.tick();
+    if (auto written = spool.write_status(
+            status_document(service, config_, options_.once, clock.now()));
+        !written) {
+      spdlog::debug("status: {}", written.error().message);
+    }
+    spool.prune_results(clock.now());
+  };
+
   std::unique_ptr<adapters::WebhookListener> listener;
   if (listening) {
     adapters::WebhookSecrets secrets;
@@ -259,7 +358,8 @@ int Runner::run() {
   if (options_.once) {
     // Cron mode (SPEC §4.11): read and assess everyone first, then learn what became of earlier
     // calls, then run what is due; everything is carried out before exiting.
-    service.tick();
+    apply_spool(spool, service, clock);
+    tick_and_report();
     heartbeat();
     service.stop();
     if (auto saved = service.save(); !saved) {
@@ -275,13 +375,15 @@ int Runner::run() {
   bool ready = false;
   bool status_sent = false;
   bool status_saved = true;
+  SpoolWatcher spool_watcher(spool.commands_dir(), [this] { wake(); });
   while (!stop_) {
     const auto now = clock.now();
     // The wall clock went back (NTP, an RTC-less board): poll now rather than wait it out.
     if (next_poll - now > config_.poll.interval) next_poll = now;
     if (last_call_poll > now) last_call_poll = now - k_call_poll_every;
+    apply_spool(spool, service, clock);
     if (now >= next_poll) {
-      service.tick();
+      tick_and_report();
       last_call_poll = clock.now();
       heartbeat();
       if (!ready) {
@@ -378,8 +480,23 @@ int run_notify(const NotifyOptions& options, std::ostream& out, std::ostream& co
   }
   const auto config = load_config_or_report(options.config_path, std::cerr);
   if (!config) return k_exit_config;
+  core::Config chosen = *config;
+  if (!options.provider.empty()) {
+    std::erase_if(chosen.providers, [&](const core::Provider& p) {
+      return options.provider != core::to_string(p.type);
+    });
+    if (chosen.providers.empty()) {
+      std::cerr << "scout notify: --provider " << options.provider
+                << " is not in the config's providers (";
+      for (std::size_t i = 0; i < config->providers.size(); ++i) {
+        std::cerr << (i ? ", " : "") << core::to_string(config->providers[i].type);
+      }
+      std::cerr << ")\n";
+      return k_exit_usage;
+    }
+  }
   adapters::ProviderChain chain(
-      adapters::make_providers(*config, std::nullopt, adapters::HttpSettings{}, console_out),
+      adapters::make_providers(chosen, std::nullopt, adapters::HttpSettings{}, console_out),
       adapters::RetryPolicy{}, [](std::chrono::milliseconds wait) { std::this_thread::sleep_for(wait); });
   core::Result<adapters::Sent> sent;
   if (options.channel == "call") {

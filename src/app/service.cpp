@@ -257,7 +257,7 @@ void Service::recover_calls() {
       spdlog::error("call {} to {} was decided {} ago and never reached a provider; counted as "
                     "failed so the escalation goes on", call.call_key, core::mask_phone(call.to),
                     core::format_age(now - request.decided_at));
-      apply(core::CallNotPlaced{call.call_key, "scout stopped before placing it"});
+      apply(core::CallNotPlaced{call.call_key, "scout stopped before placing it", ""});
       continue;
     }
     const auto found = telephony_.find_call(request);
@@ -271,7 +271,7 @@ void Service::recover_calls() {
     if (*found) {
       spdlog::warn("call {} to {} was placed before scout stopped ({} {}); following it",
                    call.call_key, core::mask_phone(call.to), (*found)->provider, (*found)->id);
-      apply(core::CallPlaced{call.call_key, (*found)->provider, (*found)->id});
+      apply(core::CallPlaced{call.call_key, (*found)->provider, (*found)->id, ""});
       continue;
     }
     spdlog::warn("call {} to {} was decided but never placed (scout stopped in between); "
@@ -290,10 +290,10 @@ std::vector<core::Action> Service::carry_out(const core::Action& action) {
     if (options_.on_outbound) options_.on_outbound(out);
     const auto sent = telephony_.place_call(request_for(*call, out.text));
     if (sent) {
-      applied = engine_->apply(core::CallPlaced{call->call_key, sent->provider, sent->id},
+      applied = engine_->apply(core::CallPlaced{call->call_key, sent->provider, sent->id, out.text},
                                clock_.now());
     } else {
-      applied = engine_->apply(core::CallNotPlaced{call->call_key, sent.error().message},
+      applied = engine_->apply(core::CallNotPlaced{call->call_key, sent.error().message, out.text},
                                clock_.now());
     }
   } else if (const auto* sms = std::get_if<core::SendSms>(&action)) {
@@ -308,6 +308,7 @@ std::vector<core::Action> Service::carry_out(const core::Action& action) {
     result.alarm_id = sms->alarm_id;
     result.to = sms->to;
     result.sent = static_cast<bool>(sent);
+    result.text = out.text;
     if (sent) {
       result.provider = sent->provider;
     } else {
@@ -507,6 +508,14 @@ std::optional<core::KeypressReply> Service::deliver(const core::Event& event) {
   dispatch(std::move(applied.outbound));
   if (options_.on_change) options_.on_change();
   return reply;
+}
+
+core::CommandOutcome Service::command(const core::ShellCommand& command) {
+  notice_clock_jump();
+  auto applied = engine_->apply(command, clock_.now());
+  dispatch(std::move(applied.outbound));
+  if (options_.on_change) options_.on_change();
+  return applied.command.value_or(core::CommandOutcome{});
 }
 
 }  // namespace scout::app

@@ -146,6 +146,7 @@ class Machine {
   std::unordered_map<std::string_view, const Patient*> by_name_;
   std::optional<std::set<std::string>> advance_only_;
   std::optional<KeypressReply> reply;
+  std::optional<CommandOutcome> command;
 
   void drop_removed_patients() {
     for (auto it = state_.patients.begin(); it != state_.patients.end();) {
@@ -281,8 +282,9 @@ class Machine {
     call.provider = e.provider;
     // A webhook may have moved the call on before the provider's answer reached us.
     if (call.progress == CallProgress::placing) call.progress = CallProgress::ringing;
-    journal("call_placed", ref.patient->name, ref.alarm->id,
-            with_call(call, {{"provider", e.provider}, {"call_id", e.call_id}}));
+    Fields fields{{"provider", e.provider}, {"call_id", e.call_id}};
+    if (!e.text.empty()) fields.emplace_back("text", e.text);
+    journal("call_placed", ref.patient->name, ref.alarm->id, with_call(call, std::move(fields)));
   }
 
   void operator()(const CallNotPlaced& e) {
@@ -295,8 +297,10 @@ class Machine {
     if (is_final(call.progress)) return;
     call.progress = CallProgress::failed;
     call.ended_at = now_;
-    journal("call_not_placed", ref.patient->name, ref.alarm->id,
-            with_call(call, {{"error", e.error}}), JournalEntry::Level::error);
+    Fields fields{{"error", e.error}};
+    if (!e.text.empty()) fields.emplace_back("text", e.text);
+    journal("call_not_placed", ref.patient->name, ref.alarm->id, with_call(call, std::move(fields)),
+            JournalEntry::Level::error);
   }
 
   void operator()(const CallUpdate& e) {
@@ -384,16 +388,108 @@ class Machine {
 
   void operator()(const SmsResult& e) {
     if (e.sent) {
-      journal("sms_sent", e.patient, e.alarm_id,
-              {{"sms", e.sms_key}, {"to", mask_phone(e.to)}, {"provider", e.provider}});
+      Fields fields{{"sms", e.sms_key}, {"to", mask_phone(e.to)}, {"provider", e.provider}};
+      if (!e.text.empty()) fields.emplace_back("text", e.text);
+      journal("sms_sent", e.patient, e.alarm_id, std::move(fields));
     } else {
-      journal("sms_failed", e.patient, e.alarm_id,
-              {{"sms", e.sms_key}, {"to", mask_phone(e.to)}, {"error", e.error}},
-              JournalEntry::Level::error);
+      Fields fields{{"sms", e.sms_key}, {"to", mask_phone(e.to)}, {"error", e.error}};
+      if (!e.text.empty()) fields.emplace_back("text", e.text);
+      journal("sms_failed", e.patient, e.alarm_id, std::move(fields), JournalEntry::Level::error);
     }
   }
 
   void operator()(const Tick&) {}
+
+  // SPEC §1, §4.13: `scout ack|snooze|unsnooze` from the shell.
+  void operator()(const ShellCommand& e) {
+    CommandOutcome outcome;
+    const std::string verb = to_string(e.kind);
+    const auto ignored = [&](const std::string& why) {
+      journal("command_ignored", e.patient, "",
+              {{"command", verb}, {"request", e.id}, {"by", e.by}, {"reason", why}},
+              JournalEntry::Level::warn);
+      outcome.lines.push_back(why);
+      command = std::move(outcome);
+    };
+    const Patient* patient = patient_named(e.patient);
+    if (patient == nullptr) return ignored("no patient named " + e.patient);
+    const auto it = state_.patients.find(e.patient);
+    std::vector<ActiveAlarm*> alarms;
+    if (it != state_.patients.end()) {
+      for (auto* slot : {&it->second.glucose, &it->second.data}) {
+        if (!*slot) continue;
+        ActiveAlarm& a = **slot;
+        const bool glucose = slot == &it->second.glucose;
+        if (!e.only.empty() && e.only != to_string(a.alarm.kind) &&
+            e.only != (glucose ? "glucose" : "data")) {
+          continue;
+        }
+        alarms.push_back(&a);
+      }
+    }
+    if (alarms.empty()) {
+      return ignored(e.patient + " has no active " + (e.only.empty() ? "" : e.only + " ") +
+                     "alarm");
+    }
+    const std::string by = e.by.empty() ? "shell" : e.by;
+    const auto name_of = [](const ActiveAlarm& a) { return alarm_title(a.alarm); };
+    for (ActiveAlarm* a : alarms) {
+      switch (e.kind) {
+        case ShellCommand::Kind::ack: {
+          if (a->snoozed_until) {
+            outcome.lines.push_back(name_of(*a) + " was already snoozed for " +
+                                    format_duration(std::chrono::ceil<std::chrono::seconds>(
+                                        *a->snoozed_until - now_)) +
+                                    " more");
+            break;
+          }
+          const Duration snooze = snooze_for(patient->settings, a->alarm.kind);
+          a->snoozed_until = now_ + snooze;
+          a->acknowledged_at = now_;
+          a->acknowledged_by = by;
+          journal("acknowledged", patient->name, a->id,
+                  {{"by", by}, {"via", "shell"}, {"request", e.id},
+                   {"snooze", format_duration(snooze)}});
+          outcome.changed = true;
+          outcome.lines.push_back(name_of(*a) + " acknowledged by " + by + ", snoozed for " +
+                                  format_duration(snooze));
+          break;
+        }
+        case ShellCommand::Kind::snooze: {
+          a->snoozed_until = now_ + e.duration;
+          a->acknowledged_at.reset();  // a fixed end: a change of kind does not move it
+          a->acknowledged_by = by;
+          journal("snoozed", patient->name, a->id,
+                  {{"by", by}, {"via", "shell"}, {"request", e.id},
+                   {"snooze", format_duration(e.duration)}});
+          outcome.changed = true;
+          outcome.lines.push_back(name_of(*a) + " snoozed for " + format_duration(e.duration) +
+                                  " by " + by);
+          break;
+        }
+        case ShellCommand::Kind::unsnooze: {
+          if (!a->snoozed_until) {
+            outcome.lines.push_back(name_of(*a) + " was not snoozed");
+            break;
+          }
+          // The snooze ends now: advance() ends it and restarts the chain in this event.
+          a->snoozed_until = now_;
+          journal("unsnoozed", patient->name, a->id,
+                  {{"by", by}, {"via", "shell"}, {"request", e.id}});
+          outcome.changed = true;
+          outcome.lines.push_back(name_of(*a) + " unsnoozed by " + by +
+                                  ": its escalation starts again now");
+          break;
+        }
+      }
+    }
+    if (!outcome.changed) {
+      journal("command_ignored", e.patient, "",
+              {{"command", verb}, {"request", e.id}, {"by", by}, {"reason", "nothing to change"}},
+              JournalEntry::Level::info);
+    }
+    command = std::move(outcome);
+  }
 
   void operator()(const ClockJumped& e) {
     const Duration d = e.offset;
@@ -866,7 +962,8 @@ Transition step(const Config& config, State state, const Event& event, TimePoint
     std::visit(machine, event);
   }
   machine.advance_all();
-  return Transition{std::move(state), std::move(machine.actions), std::move(machine.reply)};
+  return Transition{std::move(state), std::move(machine.actions), std::move(machine.reply),
+                    std::move(machine.command)};
 }
 
 std::optional<TimePoint> next_due(const Config& config, const State& state, TimePoint now) {
@@ -911,6 +1008,18 @@ std::optional<TimePoint> next_due(const Config& config, const State& state, Time
     }
   }
   return due;
+}
+
+const char* to_string(ShellCommand::Kind kind) {
+  switch (kind) {
+    case ShellCommand::Kind::ack:
+      return "ack";
+    case ShellCommand::Kind::snooze:
+      return "snooze";
+    case ShellCommand::Kind::unsnooze:
+      return "unsnooze";
+  }
+  return "ack";
 }
 
 Duration snooze_for(const AlarmSettings& settings, AlarmKind kind) {

@@ -105,7 +105,7 @@ TEST_CASE("undispatched_calls gives back the PlaceCall of every placing call wit
   CHECK(calls[0].message.alarm.kind == core::AlarmKind::urgent_low);
   CHECK(calls[0].gather);
   // Once a provider confirmed it, it is not undispatched any more.
-  auto placed = core::step(config, state, core::CallPlaced{record.key, "vonage", "u-1"}, k_t0);
+  auto placed = core::step(config, state, core::CallPlaced{record.key, "vonage", "u-1", ""}, k_t0);
   CHECK(core::undispatched_calls(config, placed.state).empty());
 }
 

@@ -126,7 +126,7 @@ TEST_CASE("engine does not rewrite an unchanged state", "[app][engine]") {
 
   // The next change writes it again.
   engine.apply(core::CallPlaced{engine.state().patients.at("Alice").glucose->calls[0].key,
-                                "console", "console-1"},
+                                "console", "console-1", ""},
                k_now + std::chrono::seconds{2});
   CHECK(std::filesystem::exists(dir.file("state.json")));
 }

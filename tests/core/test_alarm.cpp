@@ -210,12 +210,26 @@ struct Sim {
   TimePoint now = k_t0;
   std::vector<Action> actions;  // of the last event
   std::optional<KeypressReply> reply;
+  std::optional<scout::core::CommandOutcome> command;
 
   void apply(const Event& event) {
     auto t = scout::core::step(config, state, event, now);
     state = std::move(t.state);
     actions = std::move(t.actions);
     reply = std::move(t.reply);
+    command = std::move(t.command);
+  }
+  // A request from the shell (SPEC §4.13).
+  void shell(scout::core::ShellCommand::Kind kind, const std::string& patient = "Alice",
+             Duration duration = 0ms, const std::string& only = "") {
+    scout::core::ShellCommand c;
+    c.kind = kind;
+    c.id = "r1";
+    c.patient = patient;
+    c.by = "mum";
+    c.duration = duration;
+    c.only = only;
+    apply(c);
   }
   void at(Duration since_t0) { now = k_t0 + since_t0; }
   // For scenarios about escalation timing that tick for longer than stale.warn without polling:
@@ -913,7 +927,7 @@ TEST_CASE("a call that could not be placed counts as failed", "[alarm]") {
   sim.poll(50);
   const auto key = sim.call_to(k_alice);
   sim.at(10s);
-  sim.apply(CallNotPlaced{key, "vonage: 401 Unauthorized; twilio: network error"});
+  sim.apply(CallNotPlaced{key, "vonage: 401 Unauthorized; twilio: network error", ""});
   CHECK(sim.call(key).progress == CallProgress::failed);
   const auto j = sim.journal("call_not_placed");
   REQUIRE(j.size() == 1);
@@ -1185,7 +1199,7 @@ TEST_CASE("a keypress found by call id", "[alarm]") {
   Sim sim;
   sim.poll(50);
   const auto key = sim.call_to(k_alice);
-  sim.apply(CallPlaced{key, "twilio", "CA0123"});
+  sim.apply(CallPlaced{key, "twilio", "CA0123", ""});
   sim.at(1min);
   sim.apply(Keypress{"", "CA0123", "1"});
   CHECK(sim.glucose().snoozed_until);
@@ -1383,7 +1397,7 @@ TEST_CASE("out-of-order and repeated call updates change nothing", "[alarm]") {
   Sim sim;
   sim.poll(65);
   const auto key = sim.call_to(k_alice);
-  sim.apply(CallPlaced{key, "vonage", "uuid-1"});
+  sim.apply(CallPlaced{key, "vonage", "uuid-1", ""});
   CHECK(sim.call(key).progress == CallProgress::ringing);
   CHECK(sim.journal("call_placed").size() == 1);
 
@@ -1393,7 +1407,7 @@ TEST_CASE("out-of-order and repeated call updates change nothing", "[alarm]") {
     CHECK(sim.state == before);
     CHECK(sim.actions.empty());
   };
-  unchanged(CallPlaced{key, "vonage", "uuid-1"});
+  unchanged(CallPlaced{key, "vonage", "uuid-1", ""});
   unchanged(CallUpdate{key, "", CallProgress::ringing, ""});
   unchanged(CallUpdate{key, "", CallProgress::placing, ""});
   sim.update(key, CallProgress::answered);
@@ -1408,7 +1422,7 @@ TEST_CASE("out-of-order and repeated call updates change nothing", "[alarm]") {
   unchanged(CallUpdate{key, "", CallProgress::completed, ""});
   unchanged(CallUpdate{key, "", CallProgress::unanswered, "no-answer"});
   unchanged(CallUpdate{key, "", CallProgress::ringing, ""});
-  unchanged(CallNotPlaced{key, "late"});
+  unchanged(CallNotPlaced{key, "late", ""});
 }
 
 TEST_CASE("a call update that arrives before CallPlaced is kept", "[alarm]") {
@@ -1420,7 +1434,7 @@ TEST_CASE("a call update that arrives before CallPlaced is kept", "[alarm]") {
   CHECK(sim.call(key).progress == CallProgress::answered);
   CHECK(sim.call(key).call_id.empty());
   sim.at(6s);
-  sim.apply(CallPlaced{key, "vonage", "uuid-7"});
+  sim.apply(CallPlaced{key, "vonage", "uuid-7", ""});
   CHECK(sim.call(key).progress == CallProgress::answered);
   CHECK(sim.call(key).call_id == "uuid-7");
   CHECK(sim.call(key).provider == "vonage");
@@ -1437,7 +1451,7 @@ TEST_CASE("updates for calls scout does not know are journaled and ignored", "[a
   sim.apply(CallUpdate{"", "uuid-unknown", CallProgress::busy, ""});
   CHECK(sim.state == before);
   CHECK(sim.journal("unknown_call").size() == 1);
-  sim.apply(CallPlaced{"c404", "vonage", "uuid-x"});
+  sim.apply(CallPlaced{"c404", "vonage", "uuid-x", ""});
   CHECK(sim.state == before);
   CHECK(sim.journal("unknown_call").size() == 1);
 }
@@ -1446,10 +1460,10 @@ TEST_CASE("SMS results are journaled only", "[alarm]") {
   Sim sim;
   sim.poll(50);
   const State before = sim.state;
-  sim.apply(SmsResult{"s9", "Alice", "a1", "+33612345678", true, "twilio", ""});
+  sim.apply(SmsResult{"s9", "Alice", "a1", "+33612345678", true, "twilio", "", ""});
   CHECK(sim.state == before);
   REQUIRE(sim.journal("sms_sent").size() == 1);
-  sim.apply(SmsResult{"s9", "Alice", "a1", "+33612345678", false, "", "twilio: 400 invalid number"});
+  sim.apply(SmsResult{"s9", "Alice", "a1", "+33612345678", false, "", "twilio: 400 invalid number", ""});
   const auto failed = sim.journal("sms_failed");
   REQUIRE(failed.size() == 1);
   CHECK(failed[0].level == JournalEntry::Level::error);
@@ -1477,7 +1491,7 @@ TEST_CASE("a restart mid-escalation neither repeats a call nor forgets the next 
   Sim original;
   original.poll(50);
   original.at(20s);
-  original.apply(CallPlaced{original.call_to(k_alice), "vonage", "uuid-1"});
+  original.apply(CallPlaced{original.call_to(k_alice), "vonage", "uuid-1", ""});
 
   // The saved state, picked up by a new process 90 s later.
   Sim restarted;
@@ -1587,7 +1601,7 @@ TEST_CASE("a webhook whose call id disagrees with the call found by its key chan
   Sim sim;
   sim.poll(48);
   const auto key = sim.call_to(k_alice);
-  sim.apply(CallPlaced{key, "vonage", "uuid-1"});
+  sim.apply(CallPlaced{key, "vonage", "uuid-1", ""});
   const State before = sim.state;
   // A replayed webhook of another call (or a key reused after a state reset) carries the key in
   // its URL but another call id: it must neither end the call nor acknowledge the alarm.
@@ -1623,4 +1637,123 @@ TEST_CASE("final calls are forgotten an hour after they ended; calls in flight a
     CHECK((!scout::core::is_final(c.progress) ||
            sim.now - c.ended_at.value_or(c.placed_at) <= scout::core::k_call_memory));
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests from the shell: scout ack | snooze | unsnooze (SPEC §1, §4.13)
+
+using Shell = scout::core::ShellCommand::Kind;
+
+TEST_CASE("shell ack snoozes every active alarm as keypress 1 would and stops the chain",
+          "[alarm][shell]") {
+  Sim sim;
+  sim.poll(50);  // urgent low: the patient is called
+  sim.at(1min);
+  sim.shell(Shell::ack);
+  REQUIRE(sim.command);
+  CHECK(sim.command->changed);
+  REQUIRE(sim.command->lines.size() == 1);
+  CHECK(sim.command->lines[0] == "URGENT LOW acknowledged by mum, snoozed for 30m");
+  const auto& g = sim.glucose();
+  CHECK(g.snoozed_until == std::optional<TimePoint>{k_t0 + 31min});
+  CHECK(g.acknowledged_by == "mum");
+  const auto ack = sim.journal("acknowledged");
+  REQUIRE(ack.size() == 1);
+  CHECK(field(ack[0], "via") == "shell");
+  CHECK(field(ack[0], "request") == "r1");
+  // Step 2 (5 min: call the contacts) does not run while snoozed.
+  sim.tick(6min);
+  CHECK(sim.called().empty());
+  // The snooze ends and the chain starts again.
+  sim.at(31min);
+  sim.poll(50);
+  CHECK(sim.called() == Numbers{k_alice});
+  // A second ack while snoozed changes nothing and says so.
+  sim.press(sim.call_to(k_alice), "1");
+  const State before = sim.state;
+  sim.shell(Shell::ack);
+  CHECK_FALSE(sim.command->changed);
+  CHECK(sim.command->lines[0].find("already snoozed") != std::string::npos);
+  CHECK(sim.state == before);
+}
+
+TEST_CASE("shell snooze holds for its own duration, whatever the kind becomes", "[alarm][shell]") {
+  Sim sim;
+  sim.poll(65);  // low
+  sim.shell(Shell::snooze, "Alice", 2h);
+  REQUIRE(sim.command);
+  CHECK(sim.command->changed);
+  CHECK(sim.glucose().snoozed_until == std::optional<TimePoint>{k_t0 + 2h});
+  CHECK(sim.journal("snoozed").size() == 1);
+  // Improving within the episode does not move a shell snooze (an ack's would follow the kind).
+  sim.at(10min);
+  sim.poll(66);
+  CHECK(sim.glucose().snoozed_until == std::optional<TimePoint>{k_t0 + 2h});
+  // A more severe alarm replaces it at once, unsnoozed (SPEC §4.4), and calls.
+  sim.at(20min);
+  sim.poll(50);
+  CHECK(sim.glucose().alarm.kind == AlarmKind::urgent_low);
+  CHECK_FALSE(sim.glucose().snoozed_until);
+  CHECK(sim.called() == Numbers{k_alice});
+}
+
+TEST_CASE("shell snooze --kind acts only on alarms of that kind or class", "[alarm][shell]") {
+  Sim sim;
+  sim.poll(65);
+  sim.shell(Shell::snooze, "Alice", 1h, "high");
+  CHECK_FALSE(sim.command->changed);
+  CHECK(sim.command->lines[0] == "Alice has no active high alarm");
+  CHECK_FALSE(sim.glucose().snoozed_until);
+  CHECK(sim.journal("command_ignored").size() == 1);
+  sim.shell(Shell::snooze, "Alice", 1h, "data");
+  CHECK_FALSE(sim.command->changed);
+  sim.shell(Shell::snooze, "Alice", 1h, "glucose");
+  CHECK(sim.command->changed);
+  CHECK(sim.glucose().snoozed_until == std::optional<TimePoint>{k_t0 + 1h});
+}
+
+TEST_CASE("shell unsnooze ends the snooze now and the chain calls again at once",
+          "[alarm][shell]") {
+  Sim sim;
+  sim.poll(50);
+  sim.press(sim.call_to(k_alice), "1");
+  REQUIRE(sim.glucose().snoozed_until);
+  sim.at(3min);  // past min_call_gap
+  sim.poll(50);
+  CHECK(sim.called().empty());
+  sim.shell(Shell::unsnooze);
+  REQUIRE(sim.command);
+  CHECK(sim.command->changed);
+  CHECK_FALSE(sim.glucose().snoozed_until);
+  CHECK(sim.journal("unsnoozed").size() == 1);
+  CHECK(sim.journal("snooze_ended").size() == 1);
+  CHECK(sim.called() == Numbers{k_alice});
+  // Not snoozed: nothing to do.
+  sim.shell(Shell::unsnooze);
+  CHECK_FALSE(sim.command->changed);
+  CHECK(sim.command->lines[0] == "URGENT LOW was not snoozed");
+}
+
+TEST_CASE("shell requests for an unknown patient or no active alarm change nothing",
+          "[alarm][shell]") {
+  Sim sim;
+  sim.poll(120);
+  const State before = sim.state;
+  for (const auto kind : {Shell::ack, Shell::snooze, Shell::unsnooze}) {
+    sim.shell(kind, "Alice", 30min);
+    REQUIRE(sim.command);
+    CHECK_FALSE(sim.command->changed);
+    CHECK(sim.command->lines == std::vector<std::string>{"Alice has no active alarm"});
+    CHECK(sim.state == before);
+    sim.shell(kind, "Zed", 30min);
+    CHECK_FALSE(sim.command->changed);
+    CHECK(sim.command->lines == std::vector<std::string>{"no patient named Zed"});
+    CHECK(sim.state == before);
+    const auto ignored = sim.journal("command_ignored");
+    REQUIRE(ignored.size() == 1);
+    CHECK(field(ignored[0], "by") == "mum");
+  }
+  // Other events carry no command outcome.
+  sim.tick(1min);
+  CHECK_FALSE(sim.command);
 }

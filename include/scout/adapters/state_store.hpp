@@ -45,6 +45,9 @@ class StateStore {
   std::string path_;
 };
 
+// "2026-11-22T03:14:07.123Z": how the journal and the state's reports write a time.
+std::string utc_iso8601(core::TimePoint t);
+
 // One journal line (SPEC §6): {"time":"2026-11-22T03:14:07.123Z","type":…,"patient":…,
 // "alarm":…, <fields…>} — keys in that order, fields as strings; "level" only when warn/error.
 std::string journal_line(const core::JournalEntry& entry);

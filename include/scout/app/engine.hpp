@@ -25,6 +25,7 @@ class Engine {
   struct Applied {
     std::vector<core::Action> outbound;  // PlaceCall and SendSms to carry out, in order
     std::optional<core::KeypressReply> reply;
+    std::optional<core::CommandOutcome> command;  // for a core::ShellCommand
   };
 
   // Applies `event` at `now`: core::step, then (when the state changed, or an earlier save

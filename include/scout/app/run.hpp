@@ -28,6 +28,8 @@ struct NotifyOptions {
   std::string to;       // E.164
   std::string channel;  // call | sms
   std::string text;     // "" = a default test sentence
+  std::string provider; // "" = the configured chain in order; else only providers of this type
+                        // (vonage | twilio | console), so each one is proven on its own
 };
 
 // Places one test call or SMS through the configured providers (in order, with fail-over), so a

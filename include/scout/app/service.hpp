@@ -106,6 +106,9 @@ class Service {
   // An event from the webhook listener (CallUpdate, Keypress). Returns the reply to speak, its
   // text rendered now.
   std::optional<core::KeypressReply> deliver(const core::Event& event);
+  // A request from the shell (SPEC §4.13: `scout ack|snooze|unsnooze` through the spool), applied
+  // now like any event; what it changed. Called by the driving thread.
+  core::CommandOutcome command(const core::ShellCommand& command);
   // The next time advance() has work (core::next_due at the clock's now).
   std::optional<core::TimePoint> next_due() const;
   // Calls in flight that poll_calls() would ask about next (any, when not listening).

@@ -148,12 +148,14 @@ struct CallPlaced {
   std::string call_key;
   std::string provider;
   std::string call_id;
+  std::string text;  // the words spoken, as rendered when placed (journal only, SPEC §6)
 };
 
 // A PlaceCall could not be placed by any provider. The call counts as ended (failed).
 struct CallNotPlaced {
   std::string call_key;
   std::string error;  // redacted, for the journal
+  std::string text;   // the words it would have spoken (journal only)
 };
 
 // Progress of a call, from a webhook or from polling the provider. The call is found by
@@ -181,6 +183,7 @@ struct SmsResult {
   bool sent = false;
   std::string provider;  // the provider that sent it, when sent
   std::string error;     // redacted, when not sent
+  std::string text;      // the words sent (or that could not be), journal only (SPEC §6)
 };
 
 // Time passed. Every event also advances time-based rules; Tick does only that.
@@ -195,8 +198,37 @@ struct ClockJumped {
   Duration offset{};
 };
 
+// A request from the shell (`scout ack|snooze|unsnooze`, through the command spool, SPEC §1,
+// §4.13). It acts on the patient's active alarms (glucose and data), or only on those whose
+// kind (to_string(AlarmKind)) or class ("glucose", "data") is `only`:
+//  ack       as keypress 1 would: every alarm not already snoozed is snoozed for
+//            snooze_for(its kind), acknowledged_by = `by` (journal acknowledged, via=shell).
+//  snooze    every alarm is snoozed until now + `duration` (a fixed end that the kind does not
+//            move; a more severe alarm replaces it unsnoozed, SPEC §4.4) (journal snoozed).
+//  unsnooze  every snoozed alarm's snooze ends now: its chain restarts at once (journal
+//            unsnoozed, then snooze_ended and the first step).
+// An unknown patient, or no alarm it could act on, changes nothing (journal command_ignored).
+struct ShellCommand {
+  enum class Kind { ack, snooze, unsnooze };
+  Kind kind = Kind::ack;
+  std::string id;       // the spool's id of the request, for the journal
+  std::string patient;
+  std::string by;       // who sent it (--by, or the shell user)
+  Duration duration{};  // snooze only; > 0
+  std::string only;     // "" = every active alarm
+};
+const char* to_string(ShellCommand::Kind kind);
+
+// What a ShellCommand did, for the shell that sent it: `changed` is false when it changed
+// nothing; `lines` say what changed, or why nothing did, one sentence each.
+struct CommandOutcome {
+  bool changed = false;
+  std::vector<std::string> lines;
+  bool operator==(const CommandOutcome&) const = default;
+};
+
 using Event = std::variant<PatientAssessed, Assessed, CallPlaced, CallNotPlaced, CallUpdate, Keypress,
-                           SmsResult, Tick, ClockJumped>;
+                           SmsResult, Tick, ClockJumped, ShellCommand>;
 
 // ----------------------------------------------------------------------------------------------
 // Actions
@@ -273,6 +305,7 @@ struct Transition {
   State state;
   std::vector<Action> actions;
   std::optional<KeypressReply> reply;  // set for Keypress events only
+  std::optional<CommandOutcome> command;  // set for ShellCommand events only
 };
 
 // Applies one event. `config` gives each patient's settings, contacts and the glucose unit for
