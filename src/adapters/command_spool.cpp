@@ -12,7 +12,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <sstream>
 #include <system_error>
 
@@ -83,13 +82,14 @@ int make_dir(const fs::path& dir, const fs::path& owner_of) {
   return 0;
 }
 
+// Name order is submission order within a process (the counter) and across processes up to
+// the millisecond.
 std::string new_id(core::TimePoint now) {
   static std::atomic<unsigned> counter{0};
-  std::random_device random;
   char buffer[64];
-  std::snprintf(buffer, sizeof buffer, "%013lld-%d-%04x",
+  std::snprintf(buffer, sizeof buffer, "%013lld-%07d-%06u",
                 static_cast<long long>(now.time_since_epoch().count()), static_cast<int>(::getpid()),
-                (random() + counter++) & 0xffffu);
+                counter++ % 1000000u);
   return buffer;
 }
 

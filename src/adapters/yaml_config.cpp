@@ -19,6 +19,7 @@
 #include <initializer_list>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -72,6 +73,25 @@ constexpr std::size_t k_min_api_secret_length = 12;
 
 constexpr std::array<std::string_view, 4> k_threshold_names = {"urgent_low", "low", "high",
                                                                "urgent_high"};
+// Each threshold's safe range in mg/dL (README "Safe configs"): a lower urgent_low or low, or a
+// higher high or urgent_high, would let a dangerous value go unannounced; the other ends keep
+// the alarms from calling about ordinary glucose.
+struct ThresholdBound {
+  int lo;
+  int hi;
+  const char* too_low;   // why below lo is refused
+  const char* too_high;  // why above hi is refused
+};
+constexpr std::array<ThresholdBound, 4> k_threshold_bounds = {{
+    {45, 100, "lower and a severe low would be announced only when it is already dangerous",
+     "higher and urgent calls would come at ordinary glucose"},
+    {55, 150, "lower and a low would be announced only when it is already severe",
+     "higher and low alarms would come at ordinary glucose"},
+    {120, 300, "lower and high alarms would come at ordinary glucose",
+     "higher and a high would be announced hours late"},
+    {150, 350, "lower and urgent calls would come at ordinary glucose",
+     "higher and a dangerous high would never be announced: CGMs read at most 400 mg/dL"},
+}};
 
 // 1-based position in the file; {0, 0} when unknown.
 struct Pos {
@@ -1372,6 +1392,16 @@ class Loader {
       if (const Entry* e =
               read(*map, k_threshold_names[i], &Loader::glucose, threshold(overrides, i))) {
         marks.field[i] = e->value_pos();
+        auto& value = threshold(overrides, i);
+        const ThresholdBound& bound = k_threshold_bounds[i];
+        if (value && (*value < bound.lo || *value > bound.hi)) {
+          const bool low = *value < bound.lo;
+          error(e->value_pos(), join(path, k_threshold_names[i]),
+                std::string("must be ") + (low ? "at least " : "at most ") +
+                    display(low ? bound.lo : bound.hi) + " (" +
+                    (low ? bound.too_low : bound.too_high) + "), got " + display(*value, false));
+          value.reset();
+        }
       }
     }
     return std::make_pair(overrides, marks);
@@ -2054,14 +2084,53 @@ class Loader {
 
 }  // namespace
 
+std::map<std::string, std::string> parse_environment_file(const std::string& text) {
+  std::map<std::string, std::string> vars;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string_view line = trim(std::string_view(text).substr(start, end - start));
+    start = end + 1;
+    if (line.empty() || line.front() == '#' || line.front() == ';') continue;
+    if (line.substr(0, 7) == "export ") line = trim(line.substr(7));
+    const auto eq = line.find('=');
+    if (eq == std::string_view::npos || eq == 0) continue;
+    const std::string name{trim(line.substr(0, eq))};
+    std::string_view value = trim(line.substr(eq + 1));
+    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
+        value.back() == value.front()) {
+      value = value.substr(1, value.size() - 2);
+    }
+    vars[name] = std::string{value};
+  }
+  return vars;
+}
+
 ConfigEnvironment system_config_environment() {
   ConfigEnvironment env;
-  env.getenv = [](const std::string& name) -> std::optional<std::string> {
+  // Variables the process does not have come from the unit's EnvironmentFile (SPEC §7), so a
+  // command run from a shell sees what the service sees. Read once, at most 1 MiB.
+  const char* override_path = std::getenv("SCOUT_ENVIRONMENT_FILE");
+  const std::string file = override_path != nullptr ? override_path : k_environment_file;
+  auto from_file = std::make_shared<std::optional<std::map<std::string, std::string>>>();
+  env.getenv = [file, from_file](const std::string& name) -> std::optional<std::string> {
     const char* value = std::getenv(name.c_str());
-    if (value == nullptr) {
+    if (value != nullptr) {
+      return std::string{value};
+    }
+    if (!*from_file) {
+      std::ifstream in(file, std::ios::binary);
+      std::string text(std::size_t{1} << 20, '\0');
+      in.read(text.data(), static_cast<std::streamsize>(text.size()));
+      text.resize(in ? text.size() : static_cast<std::size_t>(std::max<std::streamsize>(in.gcount(), 0)));
+      *from_file = parse_environment_file(text);
+    }
+    const auto it = (*from_file)->find(name);
+    if (it == (*from_file)->end()) {
       return std::nullopt;
     }
-    return std::string{value};
+    return it->second;
   };
   env.read_file = [](const std::string& path) -> std::optional<std::string> {
     std::ifstream in(path, std::ios::binary);

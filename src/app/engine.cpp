@@ -1,4 +1,5 @@
 #include "scout/app/engine.hpp"
+#include "scout/app/logging.hpp"
 
 #include <algorithm>
 #include <string>
@@ -9,33 +10,20 @@
 namespace scout::app {
 
 void log_journal_entry(const core::JournalEntry& entry) {
-  std::string text = entry.type;
-  if (!entry.patient.empty()) {
-    text += " patient=";
-    text += entry.patient;
-  }
-  if (!entry.alarm_id.empty()) {
-    text += " alarm=";
-    text += entry.alarm_id;
-  }
-  for (const auto& [key, value] : entry.fields) {
-    text += ' ';
-    text += key;
-    text += '=';
-    const bool quote = value.find(' ') != std::string::npos;
-    if (quote) text += '"';
-    text += value;
-    if (quote) text += '"';
-  }
+  std::vector<std::pair<std::string, std::string>> fields;
+  fields.reserve(entry.fields.size() + 2);
+  if (!entry.patient.empty()) fields.emplace_back("patient", entry.patient);
+  if (!entry.alarm_id.empty()) fields.emplace_back("alarm", entry.alarm_id);
+  for (const auto& field : entry.fields) fields.push_back(field);
   switch (entry.level) {
     case core::JournalEntry::Level::info:
-      spdlog::info("{}", text);
+      log_fields(spdlog::level::info, entry.type, fields);
       break;
     case core::JournalEntry::Level::warn:
-      spdlog::warn("{}", text);
+      log_fields(spdlog::level::warn, entry.type, fields);
       break;
     case core::JournalEntry::Level::error:
-      spdlog::error("{}", text);
+      log_fields(spdlog::level::err, entry.type, fields);
       break;
   }
 }

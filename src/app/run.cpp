@@ -50,8 +50,19 @@ constexpr auto k_call_poll_every = 5s;
 // Worker threads carrying out calls and SMS: a provider retrying with backoff must not hold up
 // the SMS to a contact.
 constexpr int k_workers = 3;
-// systemd's watchdog is fed this often (examples/scout.service: WatchdogSec=5min).
-constexpr auto k_watchdog_every = 10s;
+// systemd's watchdog is fed at half of WATCHDOG_USEC (sd_watchdog_enabled(3): the unit's
+// WatchdogSec=), and after every tick; without a watchdog, every 10 s does no harm.
+core::Duration watchdog_every() {
+  const char* usec = std::getenv("WATCHDOG_USEC");
+  const char* pid = std::getenv("WATCHDOG_PID");
+  if (usec == nullptr) return 10s;
+  if (pid != nullptr && std::strtoll(pid, nullptr, 10) != static_cast<long long>(::getpid())) {
+    return 10s;
+  }
+  const long long micros = std::strtoll(usec, nullptr, 10);
+  if (micros <= 0) return 10s;
+  return std::max<core::Duration>(core::Duration{micros / 2000}, 100ms);
+}
 
 // Loads the config as `scout validate` would report it; nullopt after printing the problems.
 std::optional<core::Config> load_config_or_report(const std::string& config_path,
@@ -294,6 +305,7 @@ int Runner::run() {
   service_options.listening = listening;
   service_options.workers = options_.once ? 0 : k_workers;
   service_options.on_change = [this] { wake(); };
+  service_options.log_ticks = true;
   const std::string webhook_token = state.webhook_token;
   Service service(config_, std::move(state), clock, nightscout, telephony, storage, journal,
                   service_options);
@@ -375,6 +387,7 @@ int Runner::run() {
   bool ready = false;
   bool status_sent = false;
   bool status_saved = true;
+  const core::Duration watchdog_period = watchdog_every();
   SpoolWatcher spool_watcher(spool.commands_dir(), [this] { wake(); });
   while (!stop_) {
     const auto now = clock.now();
@@ -406,7 +419,7 @@ int Runner::run() {
     }
     // Every pass of the loop, not every poll: poll.interval may be longer than WatchdogSec.
     if (const auto fed = clock.now();
-        ready && (fed - last_watchdog >= k_watchdog_every || fed < last_watchdog)) {
+        ready && (fed - last_watchdog >= watchdog_period || fed < last_watchdog)) {
       sd_notify_send("WATCHDOG=1");
       last_watchdog = fed;
     }
@@ -423,6 +436,7 @@ int Runner::run() {
       wake_at = std::min(wake_at, last_call_poll + std::chrono::duration_cast<core::Duration>(
                                                        k_call_poll_every));
     }
+    if (ready) wake_at = std::min(wake_at, last_watchdog + watchdog_period);
     const auto wait = std::clamp<core::Duration>(wake_at - clock.now(), 0ms, 1000ms);
     std::unique_lock lock{wake_mutex_};
     wake_cv_.wait_for(lock, wait, [this] { return woken_ || stop_.load(); });

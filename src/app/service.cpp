@@ -1,4 +1,5 @@
 #include "scout/app/service.hpp"
+#include "scout/app/logging.hpp"
 
 #include <algorithm>
 #include <utility>
@@ -342,6 +343,9 @@ void Service::tick() {
   recover_calls();
   // Calls decided from here on (by this tick's answers) have nothing to tell yet.
   const core::TimePoint started = clock_.now();
+  const core::Duration started_monotonic = clock_.monotonic();
+  std::string slowest;  // the patient whose answer came last, and after how long
+  core::Duration slowest_after{0};
   const auto& patients = engine_->config().patients;
   std::vector<const core::Patient*> wanted;
   wanted.reserve(patients.size());
@@ -370,6 +374,10 @@ void Service::tick() {
   const auto on_answers = [&](Answers&& answers) {
     // The clock is read when the answers are in hand, so that ages are not understated.
     const core::TimePoint now = clock_.now();
+    if (!answers.empty() && answers.back().first < patients.size()) {
+      slowest = patients[answers.back().first].name;
+      slowest_after = clock_.monotonic() - started_monotonic;
+    }
     core::Assessed batch;
     batch.partial = true;
     batch.patients.reserve(answers.size());
@@ -429,6 +437,37 @@ void Service::tick() {
   }
   poll_calls_placed_before(started);
   advance();
+  if (options_.log_ticks) {
+    // SPEC §6: one line per tick at info.
+    std::size_t failed = 0;
+    {
+      const std::lock_guard lock{assessed_mutex_};
+      for (const auto& one : last_assessed_) failed += one.assessment.poll_error ? 1 : 0;
+    }
+    const auto [alarms, calls] = engine_->read([](const core::State& state) {
+      std::size_t a = 0;
+      std::size_t c = 0;
+      for (const auto& [name, ps] : state.patients) {
+        for (const auto* slot : {&ps.glucose, &ps.data}) {
+          if (!*slot) continue;
+          ++a;
+          for (const auto& call : (*slot)->calls) c += core::is_final(call.progress) ? 0 : 1;
+        }
+      }
+      return std::pair{a, c};
+    });
+    std::vector<std::pair<std::string, std::string>> fields{
+        {"patients", std::to_string(patients.size())},
+        {"failed", std::to_string(failed)},
+        {"alarms", std::to_string(alarms)},
+        {"calls_in_flight", std::to_string(calls)},
+        {"took_ms", std::to_string((clock_.monotonic() - started_monotonic).count())}};
+    if (!slowest.empty()) {
+      fields.emplace_back("slowest", slowest);
+      fields.emplace_back("slowest_ms", std::to_string(slowest_after.count()));
+    }
+    log_fields(spdlog::level::info, "tick", fields);
+  }
 }
 
 namespace {

@@ -511,8 +511,8 @@ TEST_CASE("several problems in one file are all reported, in file order, without
             "many_problems.yaml:3:13: poll.interval: must be at least 10s, got 5s",
             "many_problems.yaml:6:18: providers[0].account_sid: must be AC followed by 32 hex "
             "digits (the Account SID from the Twilio console)",
-            "many_problems.yaml:10:21: defaults.thresholds.low: must be below high (250 mg/dL), "
-            "got 260",
+            "many_problems.yaml:10:21: defaults.thresholds.low: must be at most 150 mg/dL (higher "
+            "and low alarms would come at ordinary glucose), got 260",
             "many_problems.yaml:14:28: defaults.escalation.urgent[1].call[0]: 'Dave' is not a "
             "contact of patients[0] (Alice); use patient, contacts or one of: Bob",
             "many_problems.yaml:17:12: patients[0].phone: must start with '+' and the country "
@@ -811,33 +811,57 @@ TEST_CASE("booleans and enums reject other words", "[adapters][config]") {
 
 TEST_CASE("a patient's threshold that breaks the order after inheritance is reported at it",
           "[adapters][config]") {
-  // Given the default high 250 and a patient low of 260
-  const ConfigLoad load = parse(k_minimal + "    thresholds: {low: 260}\n");
+  // Given the default low 70 and a patient urgent_low of 80
+  const ConfigLoad load = parse(k_minimal + "    thresholds: {urgent_low: 80}\n");
   CHECK(messages(load.problems) ==
-        std::vector<std::string>{"scout.yaml:7:23: patients[0].thresholds.low: must be below "
-                                 "high (250 mg/dL), got 260"});
+        std::vector<std::string>{"scout.yaml:7:30: patients[0].thresholds.urgent_low: must be "
+                                 "below low (70 mg/dL), got 80"});
 }
 
 TEST_CASE("a patient's lowered high is blamed on the high, naming the inherited low",
           "[adapters][config]") {
   const ConfigLoad load = parse(k_providers + R"(defaults:
-  thresholds: {low: 90}
+  thresholds: {low: 140}
 patients:
   - name: Alice
     phone: "+33612345678"
     nightscout: {url: https://alice.example.org}
-    thresholds: {high: 80}
+    thresholds: {high: 130}
 )");
   CHECK(messages(load.problems) ==
         std::vector<std::string>{"scout.yaml:9:24: patients[0].thresholds.high: must be above "
-                                 "low (90 mg/dL), got 80"});
+                                 "low (140 mg/dL), got 130"});
 }
 
 TEST_CASE("threshold order problems are reported in the config's units", "[adapters][config]") {
-  const ConfigLoad load = parse("units: mmol/L\n" + k_minimal + "    thresholds: {low: 14}\n");
+  const ConfigLoad load =
+      parse("units: mmol/L\n" + k_minimal + "    thresholds: {urgent_low: 4.2}\n");
   CHECK(messages(load.problems) ==
-        std::vector<std::string>{"scout.yaml:8:23: patients[0].thresholds.low: must be below "
-                                 "high (13.9 mmol/L), got 14.0"});
+        std::vector<std::string>{"scout.yaml:8:30: patients[0].thresholds.urgent_low: must be "
+                                 "below low (3.9 mmol/L), got 4.2"});
+}
+
+TEST_CASE("a threshold outside its safe range is refused, naming the bound and why",
+          "[adapters][config]") {
+  // The issue's config that validated silently: 40 / 41 / 399 / 400 mg/dL.
+  const ConfigLoad load = parse(
+      k_minimal + "    thresholds: {urgent_low: 40, low: 41, high: 399, urgent_high: 400}\n");
+  CHECK(messages(load.problems) ==
+        std::vector<std::string>{
+            "scout.yaml:7:30: patients[0].thresholds.urgent_low: must be at least 45 mg/dL "
+            "(lower and a severe low would be announced only when it is already dangerous), got 40",
+            "scout.yaml:7:39: patients[0].thresholds.low: must be at least 55 mg/dL (lower and a "
+            "low would be announced only when it is already severe), got 41",
+            "scout.yaml:7:49: patients[0].thresholds.high: must be at most 300 mg/dL (higher and "
+            "a high would be announced hours late), got 399",
+            "scout.yaml:7:67: patients[0].thresholds.urgent_high: must be at most 350 mg/dL "
+            "(higher and a dangerous high would never be announced: CGMs read at most 400 "
+            "mg/dL), got 400"});
+  // In mmol/L the bounds are said in mmol/L.
+  CHECK(messages(parse("units: mmol/L\n" + k_minimal + "    thresholds: {low: 2.5}\n").problems) ==
+        std::vector<std::string>{"scout.yaml:8:23: patients[0].thresholds.low: must be at least "
+                                 "3.1 mmol/L (lower and a low would be announced only when it is "
+                                 "already severe), got 2.5"});
 }
 
 TEST_CASE("a threshold outside the CGM's range hints at the wrong unit", "[adapters][config]") {
@@ -867,32 +891,32 @@ patients:
 
 TEST_CASE("an inherited schedule entry is checked against a patient's own thresholds",
           "[adapters][config]") {
-  // Given a night low of 80 in defaults and a patient whose high is 75
+  // Given a night low of 130 in defaults and a patient whose high is 125
   const ConfigLoad load = parse(k_providers + R"(defaults:
   schedule:
-    - {between: "22:00-07:00", thresholds: {low: 80}}
+    - {between: "22:00-07:00", thresholds: {low: 130}}
 patients:
   - name: Alice
     phone: "+33612345678"
     nightscout: {url: https://alice.example.org}
-    thresholds: {urgent_low: 50, low: 60, high: 75}
+    thresholds: {urgent_low: 50, low: 60, high: 125}
 )");
   // Then the schedule entry is blamed, for that patient
   CHECK(messages(load.problems) ==
         std::vector<std::string>{"scout.yaml:5:50: defaults.schedule[0].thresholds.low: must be "
-                                 "below high (75 mg/dL) for patients[0] (Alice), got 80"});
+                                 "below high (125 mg/dL) for patients[0] (Alice), got 130"});
 }
 
 TEST_CASE("overlapping schedule entries are checked together", "[adapters][config]") {
-  // Given two entries each valid alone whose overlap has low 200 above high 190
+  // Given two entries each valid alone whose overlap has low 140 above high 130
   const ConfigLoad load = parse(k_minimal + R"(    schedule:
-      - {between: "06:00-09:00", thresholds: {low: 200, high: 240}}
-      - {between: "08:00-10:00", thresholds: {high: 190}}
+      - {between: "06:00-09:00", thresholds: {low: 140, high: 240}}
+      - {between: "08:00-10:00", thresholds: {high: 130}}
 )");
   CHECK(messages(load.problems) ==
         std::vector<std::string>{
-            "scout.yaml:9:53: patients[0].schedule[1].thresholds.high: must be above low (200 "
-            "mg/dL) (at 08:00, where schedule entries 0 1 overlap), got 190"});
+            "scout.yaml:9:53: patients[0].schedule[1].thresholds.high: must be above low (140 "
+            "mg/dL) (at 08:00, where schedule entries 0 1 overlap), got 130"});
 }
 
 TEST_CASE("a schedule window must be HH:MM-HH:MM with different start and end",

@@ -9,7 +9,8 @@
 //                            an hour
 //   S.d/status.json          the service's last tick (written after every tick, no fsync):
 //                            what `scout status` says about the service itself
-// <id> is "<ms since epoch, 13 digits>-<pid>-<4 hex>", so name order is submission order.
+// <id> is "<ms since epoch, 13 digits>-<pid, 7 digits>-<counter, 6 digits>", so name order is
+// submission order.
 // Request document: {"version":1,"command":"ack|snooze|unsnooze","patient":…,"by":…,
 // "duration_ms":…,"only":…,"at":ms}. Result: {"version":1,"id":…,"changed":bool,"lines":[…],
 // "at":ms}.

@@ -3,6 +3,7 @@
 // (STYLE.md C6): a config with any problem is never used.
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,7 +34,16 @@ struct ConfigEnvironment {
   std::function<bool(const std::string& name)> is_timezone;
 };
 
-// The real environment: ::getenv, the filesystem, and the system tz database.
+// The file systemd reads into the service's environment (the unit's EnvironmentFile=).
+inline constexpr const char* k_environment_file = "/etc/default/scout";
+
+// NAME=value lines of an environment file (blank lines and # comments skipped, an optional
+// `export ` and one pair of surrounding quotes removed), as systemd's EnvironmentFile= reads them.
+std::map<std::string, std::string> parse_environment_file(const std::string& text);
+
+// The real environment: ::getenv, then (for a variable the process does not have) the file
+// $SCOUT_ENVIRONMENT_FILE or /etc/default/scout when readable, so every command sees the
+// variables the service sees; the filesystem; and the system tz database.
 ConfigEnvironment system_config_environment();
 
 struct ConfigLoad {

@@ -74,6 +74,8 @@ struct ServiceOptions {
   std::function<void()> on_change;
   // Log every journal entry (app::log_journal_entry). Off for check and replay, which report.
   bool log_journal = true;
+  // One info line per tick (`tick patients=… failed=… alarms=… slowest=…`, SPEC §6): run only.
+  bool log_ticks = false;
   // Called for every call or SMS as it goes out (after rendering, before telephony).
   std::function<void(const Outbound&)> on_outbound;
 };
