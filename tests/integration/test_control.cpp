@@ -2,6 +2,8 @@
 // §4.13): the shell steers a running service through the command spool, and cron mode applies
 // what was queued at its next `run --once`.
 
+#include <sstream>
+
 #include <catch2/catch.hpp>
 
 #include "integration/process.hpp"
@@ -167,4 +169,59 @@ TEST_CASE("control: bad requests are refused before anything is queued", "[run][
   const bool queued = std::filesystem::exists(s.state_path() + ".d/commands") &&
                       !std::filesystem::is_empty(s.state_path() + ".d/commands");
   CHECK_FALSE(queued);
+}
+
+TEST_CASE("logs: JSON lines carry each field as its own key; under journald text lines carry "
+          "the syslog priority; one line per tick", "[run][control]") {
+  Scenario s({.step1_after = "60s", .listener = false});
+  REQUIRE(s.start_fakes());
+  s.glucose.sgv = 48;
+  s.vonage->script(k_patient_phone, {Answer::no, {}, 20s});
+  const auto config = s.dir.write("scout.yaml", s.config_yaml());
+
+  const auto json_run = run_process({k_scout, "--log-format", "json", "run", "--once", "--config",
+                                     config, "--state", s.state_path()},
+                                    60s);
+  INFO(json_run.err);
+  REQUIRE(json_run.exit_code == 0);
+  std::istringstream lines(json_run.err);
+  std::string line;
+  bool raised = false;
+  bool tick = false;
+  while (std::getline(lines, line)) {
+    const json doc = json::parse(line, nullptr, false);
+    REQUIRE(doc.is_object());  // every line is one JSON object
+    CHECK(doc.contains("time"));
+    CHECK(doc.contains("level"));
+    if (doc.value("msg", "") == "alarm_raised") {
+      raised = true;
+      CHECK(doc.value("patient", "") == "Alice");
+      CHECK(doc.value("kind", "") == "urgent_low");
+      CHECK(doc.value("sgv", "") == "48");
+    }
+    if (doc.value("msg", "") == "tick") {
+      tick = true;
+      CHECK(doc.value("patients", "") == "1");
+      CHECK(doc.value("alarms", "") == "1");
+      CHECK(doc.value("slowest", "") == "Alice");
+    }
+  }
+  CHECK(raised);
+  CHECK(tick);
+
+  // journald: JOURNAL_STREAM set -> "<N>level message", no time stamp of our own.
+  const auto journald = run_process({k_scout, "run", "--once", "--config", config, "--state",
+                                     s.state_path()},
+                                    60s, {{"JOURNAL_STREAM", "8:12345"}});
+  INFO(journald.err);
+  REQUIRE(journald.exit_code == 0);
+  std::istringstream text(journald.err);
+  std::size_t count = 0;
+  while (std::getline(text, line)) {
+    ++count;
+    CHECK((line.rfind("<6>info ", 0) == 0 || line.rfind("<4>warning ", 0) == 0 ||
+           line.rfind("<3>error ", 0) == 0));
+  }
+  CHECK(count > 0);
+  CHECK(journald.err.find("<6>info tick patients=1 failed=0 alarms=1") != std::string::npos);
 }
