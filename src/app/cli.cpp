@@ -10,6 +10,7 @@
 
 #include "scout/app/check.hpp"
 #include "scout/app/control.hpp"
+#include "scout/app/drill.hpp"
 #include "scout/app/logging.hpp"
 #include "scout/app/replay.hpp"
 #include "scout/app/run.hpp"
@@ -186,6 +187,16 @@ int run_cli(int argc, char** argv) {
   log_cmd->callback([&] {
     start_logging();
     result = run_log(log, std::cout, std::cerr);
+  });
+
+  DrillOptions drill;
+  auto* drill_cmd = app.add_subcommand(
+      "drill", "a fire drill: the patient's whole urgent escalation for real, saying it is a test");
+  drill_cmd->add_option("--config", drill.config_path, "config file");
+  drill_cmd->add_option("PATIENT", drill.patient, "the patient, as named in the config")->required();
+  drill_cmd->callback([&] {
+    start_logging();
+    result = run_drill(drill, std::cout, std::cerr);
   });
 
   try {

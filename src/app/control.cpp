@@ -538,8 +538,10 @@ std::string narrate_alarm(const std::vector<json>& entries, core::GlucoseUnit un
     if (label == "patient") return field(entry, "patient");
     return label.empty() ? field(entry, "to") : label;
   };
-  const auto add = [&line](const std::string& part) {
-    if (part.empty()) return;
+  std::string last_part;
+  const auto add = [&line, &last_part](const std::string& part) {
+    if (part.empty() || part == last_part) return;  // "answered" then "human": said once
+    last_part = part;
     line += line.empty() ? part : " — " + part;
   };
   bool headed = false;

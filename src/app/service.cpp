@@ -202,6 +202,7 @@ void Service::dispatch(std::vector<core::Action> actions) {
 
 std::string Service::render_now(const std::string& patient, const core::Message& message,
                                 core::TimePoint now) const {
+  if (options_.words) return options_.words(patient, message);
   const auto it = patients_.find(patient);
   if (it == patients_.end()) return patient + ": " + core::alarm_title(message.alarm) + ".";
   const core::Patient& p = *it->second;

@@ -225,3 +225,47 @@ TEST_CASE("logs: JSON lines carry each field as its own key; under journald text
   CHECK(count > 0);
   CHECK(journald.err.find("<6>info tick patients=1 failed=0 alarms=1") != std::string::npos);
 }
+
+TEST_CASE("drill: the whole chain for real, every call saying it is a test; the contact's 1 is "
+          "heard through the listener; the state file is not touched", "[run][control]") {
+  Scenario s({.step1_after = "30s"});
+  REQUIRE(s.start_fakes());
+  s.vonage->script(k_patient_phone, {Answer::no, {}, 300ms});
+  s.vonage->script(k_contact_phone, {Answer::human, {"1"}, 300ms});
+  const auto config = s.dir.write("scout.yaml", s.config_yaml());
+  const auto drill = run_process({k_scout, "drill", "Alice", "--config", config}, 90s);
+  INFO(drill.out << drill.err);
+  CHECK(drill.exit_code == 0);
+  CHECK(drill.out.find("Alice FIRE DRILL — called Alice — no answer — ") != std::string::npos);
+  CHECK(drill.out.find("called Bob — answered — pressed 1") != std::string::npos);
+  CHECK(drill.out.find("pressed 1") != std::string::npos);
+  CHECK(drill.out.find("result: acknowledged by Bob") != std::string::npos);
+  CHECK(drill.out.find("answered: Bob; not reached: Alice") != std::string::npos);
+  const auto log = s.vonage->log();
+  CHECK(log.count_calls_to(k_patient_phone) == 1);
+  CHECK(log.count_calls_to(k_contact_phone) == 1);
+  // Every call speaks the drill sentence, never a glucose value.
+  for (const auto* number : {&k_patient_phone, &k_contact_phone}) {
+    const auto* call = log.first_call_to(*number);
+    REQUIRE(call != nullptr);
+    const std::string ncco = call->request.at("ncco").dump();
+    CHECK(ncco.find("This is a scout fire drill for Alice") != std::string::npos);
+    CHECK(ncco.find("mg/dL") == std::string::npos);
+  }
+  CHECK_FALSE(std::filesystem::exists(s.state_path()));
+  CHECK_FALSE(std::filesystem::exists(s.journal_path()));
+}
+
+TEST_CASE("drill: nobody acknowledging exits 1 and says who was not reached", "[run][control]") {
+  Scenario s({.step1_after = "2s"});
+  REQUIRE(s.start_fakes());
+  s.vonage->script(k_patient_phone, {Answer::no, {}, 300ms});
+  s.vonage->script(k_contact_phone, {Answer::busy, {}, 300ms});
+  const auto config = s.dir.write("scout.yaml", s.config_yaml());
+  const auto drill = run_process({k_scout, "drill", "Alice", "--config", config}, 90s);
+  INFO(drill.out << drill.err);
+  CHECK(drill.exit_code == 1);
+  CHECK(drill.out.find("answered: nobody; not reached: Alice, Bob") != std::string::npos);
+  CHECK(drill.out.find("result: every step ran and nobody acknowledged") != std::string::npos);
+  CHECK(run_process({k_scout, "drill", "Zed", "--config", config}, 30s).exit_code == 64);
+}

@@ -76,6 +76,9 @@ struct ServiceOptions {
   bool log_journal = true;
   // One info line per tick (`tick patients=… failed=… alarms=… slowest=…`, SPEC §6): run only.
   bool log_ticks = false;
+  // When set, the words of every call and SMS (scout drill: every message says it is a test)
+  // instead of the alarm's own.
+  std::function<std::string(const std::string& patient, const core::Message& message)> words;
   // Called for every call or SMS as it goes out (after rendering, before telephony).
   std::function<void(const Outbound&)> on_outbound;
 };
