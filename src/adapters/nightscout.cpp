@@ -541,6 +541,55 @@ std::vector<Result<std::vector<Entry>>> fetch_all(const std::vector<core::Nights
   return fetch_urls(sites, urls, shown, timeout);
 }
 
+Result<VerifyAuth> verify_auth(const core::NightscoutSite& site, core::Duration timeout) {
+  global_init_once();
+  Transfer transfer;
+  transfer.site = &site;
+  transfer.url = base_url(site) + "/api/v1/verifyauth";
+  transfer.shown_url = without_userinfo(base_url(site)) + "/api/v1/verifyauth";
+  if (!site.token.empty()) {
+    transfer.url += "?token=" + percent_encode(site.token);
+    transfer.shown_url += "?token=***";
+  }
+  if (const std::string problem = set_up(transfer, timeout); !problem.empty()) {
+    return core::fail(ErrorKind::internal, problem);
+  }
+  transfer.code = curl_easy_perform(transfer.easy.get());
+  transfer.done = true;
+  const std::string who = "Nightscout at " + transfer.shown_url;
+  if (transfer.code != CURLE_OK) {
+    std::string detail = transfer.error_buffer.data();
+    if (detail.empty()) detail = curl_easy_strerror(transfer.code);
+    return core::fail(transfer.code == CURLE_OPERATION_TIMEDOUT ? ErrorKind::timeout
+                                                                : ErrorKind::network,
+                      scrubbed(who + ": " + detail, site));
+  }
+  long status = 0;
+  curl_easy_getinfo(transfer.easy.get(), CURLINFO_RESPONSE_CODE, &status);
+  if (status == 401 || status == 403) {
+    return VerifyAuth{false, false, "UNAUTHORIZED"};
+  }
+  if (status < 200 || status >= 300) {
+    return core::fail(ErrorKind::http_status,
+                      scrubbed(who + " answered HTTP " + std::to_string(status), site));
+  }
+  const json doc = json::parse(transfer.body, nullptr, false);
+  if (!doc.is_object()) {
+    return core::fail(ErrorKind::not_json, scrubbed(who + " did not answer JSON", site));
+  }
+  // Nightscout 15 wraps the answer in sendJSONStatus: {"status":200,"message":{canRead, canWrite,
+  // isAdmin, message:"OK"|"UNAUTHORIZED", rolefound, permissions}} (lib/api/verifyauth.js,
+  // lib/middleware/send-json-status.js); the inner object is taken when present.
+  const json& body = doc.contains("message") && doc["message"].is_object() ? doc["message"] : doc;
+  VerifyAuth result;
+  result.can_read = body.value("canRead", false);
+  result.is_admin = body.value("isAdmin", false);
+  result.message = body.contains("message") && body["message"].is_string()
+                       ? body["message"].get<std::string>()
+                       : "";
+  return result;
+}
+
 Result<std::vector<Entry>> fetch_history(const core::NightscoutSite& site, core::TimePoint from,
                                          core::TimePoint to, core::Duration timeout) {
   std::vector<Entry> all;

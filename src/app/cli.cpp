@@ -78,11 +78,16 @@ int run_cli(int argc, char** argv) {
   });
 
   std::string validate_config;
+  bool validate_online = false;
   auto* validate_cmd = app.add_subcommand("validate", "check the config and print every problem");
   validate_cmd->add_option("--config", validate_config, "config file");
+  validate_cmd->add_flag("--online", validate_online,
+                         "also ask every Nightscout and provider whether the credentials work "
+                         "(no call is placed)");
   validate_cmd->callback([&] {
     start_logging();
-    result = run_validate(validate_config, std::cout, std::cerr); });
+    result = run_validate(validate_config, std::cout, std::cerr, validate_online);
+  });
 
   RunOptions run;
   auto* run_cmd = app.add_subcommand(

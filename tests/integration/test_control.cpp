@@ -269,3 +269,24 @@ TEST_CASE("drill: nobody acknowledging exits 1 and says who was not reached", "[
   CHECK(drill.out.find("result: every step ran and nobody acknowledged") != std::string::npos);
   CHECK(run_process({k_scout, "drill", "Zed", "--config", config}, 30s).exit_code == 64);
 }
+
+TEST_CASE("validate --online: Vonage credentials are proven with a read-only request, a wrong "
+          "application is refused, and no call is placed", "[run][control]") {
+  Scenario s({});
+  REQUIRE(s.start_fakes());
+  const auto config = s.dir.write("scout.yaml", s.config_yaml());
+  const auto good = run_process({k_scout, "validate", "--online", "--config", config}, 60s);
+  INFO(good.out << good.err);
+  CHECK(good.exit_code == 0);
+  CHECK(good.out.find("providers[0] (vonage): credentials accepted") != std::string::npos);
+  CHECK(good.out.find("Alice: Nightscout") != std::string::npos);
+  std::string yaml = s.config_yaml();
+  const auto id = s.vonage->options().application_id;
+  yaml.replace(yaml.find(id), id.size(), "aaaaaaaa-bbbb-cccc-dddd-ffffffffffff");
+  const auto bad = run_process(
+      {k_scout, "validate", "--online", "--config", s.dir.write("bad.yaml", yaml)}, 60s);
+  INFO(bad.out << bad.err);
+  CHECK(bad.exit_code == 78);
+  CHECK(bad.err.find("providers[0] (vonage): ") != std::string::npos);
+  CHECK(s.vonage->log().calls.empty());
+}

@@ -132,3 +132,51 @@ TEST_CASE("validate refuses configs that would notify nobody or wait too long, n
   INFO(run.out << run.err);
   CHECK(run.exit_code == 0);
 }
+
+// --- validate --online (SPEC §1): each Nightscout and provider asked once, nothing placed ---
+
+TEST_CASE("validate --online: a wrong token on a public Nightscout is caught by verifyauth, "
+          "an unreachable one is named, good credentials pass", "[integration][validate]") {
+  // A public site with a token: entries are served to anyone, as Nightscout's default
+  // AUTH_DEFAULT_ROLES=readable does; only /api/v1/verifyauth tells a wrong token.
+  BackgroundServer replay({k_replay, k_demo_trace, "--port", "0", "--start", "+2h", "--token",
+                           "scout-0123456789abcdef", "--public"});
+  TempDir dir;
+  std::string yaml = make_config({{"Token", replay.url()}, {"Wrong", replay.url()},
+                                  {"Open", replay.url()}, {"Down", "http://127.0.0.1:9"}});
+  const auto add_after = [&](const std::string& name, const std::string& line) {
+    const auto p = yaml.find("name: " + name);
+    const auto u = yaml.find("      url: ", p);
+    yaml.insert(yaml.find('\n', u) + 1, line);
+  };
+  add_after("Token", "      token: scout-0123456789abcdef\n");
+  add_after("Wrong", "      token: scout-ffffffffffffffff\n");
+  const auto config = dir.write("scout.yaml", yaml);
+
+  // Offline the config is valid; online it is not.
+  CHECK(run_process({k_scout, "validate", "--config", config}).exit_code == 0);
+  const auto run = run_process({k_scout, "validate", "--online", "--config", config});
+  INFO(run.out << run.err);
+  CHECK(run.exit_code == 78);
+  CHECK(run.out.find("Token: Nightscout " + replay.url() + " reachable, credentials accepted, "
+                     "newest reading") != std::string::npos);
+  CHECK(run.out.find("Open: Nightscout " + replay.url() +
+                     " reachable, no credentials configured") != std::string::npos);
+  CHECK(run.err.find("patients[1] (Wrong): Nightscout at " + replay.url() +
+                     " does not accept the token (verifyauth: UNAUTHORIZED)") != std::string::npos);
+  CHECK(run.err.find("patients[3] (Down): ") != std::string::npos);
+  CHECK(run.err.find("valid, but 2 problem(s) online") != std::string::npos);
+  // The token never appears.
+  CHECK((run.out + run.err).find("ffffffffffffffff") == std::string::npos);
+
+  // Only the good ones: exit 0, "checked online".
+  TempDir good_dir;
+  std::string good = make_config({{"Token", replay.url()}});
+  const auto u = good.find("      url: ");
+  good.insert(good.find('\n', u) + 1, "      token: scout-0123456789abcdef\n");
+  const auto ok = run_process({k_scout, "validate", "--online", "--config",
+                               good_dir.write("scout.yaml", good)});
+  INFO(ok.out << ok.err);
+  CHECK(ok.exit_code == 0);
+  CHECK(ok.out.find("checked online") != std::string::npos);
+}

@@ -54,6 +54,9 @@ struct Options {
   bool sgv_as_string = false;
   std::vector<std::string> tokens;
   std::string api_secret;
+  // With --token/--api-secret: still readable by anyone (AUTH_DEFAULT_ROLES=readable), as a
+  // public Nightscout is: a wrong token reads entries, only verifyauth tells.
+  bool public_site = false;
   bool verbose = false;
 };
 
@@ -127,7 +130,7 @@ void send_unauthorized(httplib::Response& res) {
 
 // What a path asks for, after the prefix.
 struct Route {
-  enum class Kind { entries, current, status } kind = Kind::entries;
+  enum class Kind { entries, current, status, verifyauth } kind = Kind::entries;
   std::optional<std::string> spec_type;  // /entries/<spec>
 };
 
@@ -147,6 +150,9 @@ std::optional<Route> route_of(std::string rest) {
   }
   if (rest == "status") {
     return Route{Route::Kind::status, std::nullopt};
+  }
+  if (rest == "verifyauth") {
+    return Route{Route::Kind::verifyauth, std::nullopt};
   }
   constexpr std::string_view k_entries_slash = "entries/";
   if (rest.rfind(k_entries_slash, 0) == 0) {
@@ -254,7 +260,11 @@ class ReplayServer {
     const replay::Credentials credentials{req.get_param_value("token"),
                                           req.get_param_value("secret"),
                                           req.get_header_value("api-secret")};
-    if (!replay::authorized(m_auth, credentials)) {
+    if (route->kind == Route::Kind::verifyauth) {
+      serve_verifyauth(res, credentials);
+      return;
+    }
+    if (!m_options.public_site && !replay::authorized(m_auth, credentials)) {
       send_unauthorized(res);
       return;
     }
@@ -290,6 +300,8 @@ class ReplayServer {
       case Route::Kind::current:
       case Route::Kind::entries:
         serve_entries(req, res, *route, cursor, now_ms);
+        break;
+      case Route::Kind::verifyauth:
         break;
     }
     if (m_options.fault == Fault::truncated && res.status == 200) {
@@ -328,6 +340,25 @@ class ReplayServer {
     }
     res.status = 200;
     res.set_content(entries.dump(), "application/json; charset=utf-8");
+  }
+
+  // GET /api/v1/verifyauth as Nightscout 15 answers it: always 200, the verdict nested in
+  // sendJSONStatus's "message" (lib/api/verifyauth.js, lib/middleware/send-json-status.js).
+  void serve_verifyauth(httplib::Response& res, const replay::Credentials& credentials) const {
+    const bool presented = !credentials.token_param.empty() || !credentials.secret_param.empty() ||
+                           !credentials.api_secret_header.empty();
+    const bool valid = m_auth.locked() && presented && replay::authorized(m_auth, credentials);
+    const bool admin = valid && !m_auth.api_secret.empty() &&
+                       replay::authorized(replay::AuthConfig{{}, m_auth.api_secret}, credentials);
+    const bool readable = valid || !m_auth.locked() || m_options.public_site;
+    const json verdict{{"canRead", readable},
+                       {"canWrite", admin},
+                       {"isAdmin", admin},
+                       {"message", valid ? "OK" : "UNAUTHORIZED"},
+                       {"rolefound", valid && !admin ? "FOUND" : "NOTFOUND"},
+                       {"permissions", valid ? "ROLE" : "DEFAULT"}};
+    res.status = 200;
+    res.set_content(json{{"status", 200}, {"message", verdict}}.dump(), "application/json");
   }
 
   void serve_status(httplib::Response& res, Millis cursor, Millis now_ms) const {
@@ -433,6 +464,9 @@ int main(int argc, char** argv) {
   app.add_option("--token", options.tokens, "lock the site; accept this access token (repeatable)");
   app.add_option("--api-secret", options.api_secret,
                  "lock the site; accept sha1/sha512 hex of this API_SECRET");
+  app.add_flag("--public", options.public_site,
+               "with --token/--api-secret: readable by anyone all the same "
+               "(AUTH_DEFAULT_ROLES=readable); only /api/v1/verifyauth tells a wrong token");
   app.add_flag("-v,--verbose", options.verbose, "log one line per request to stderr");
   CLI11_PARSE(app, argc, argv);
 

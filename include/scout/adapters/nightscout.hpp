@@ -73,4 +73,18 @@ inline constexpr int k_history_max_pages = 50;  // 100,000 readings: a year at 5
                                                                    core::TimePoint to,
                                                                    core::Duration timeout);
 
+// What GET {url}/api/v1/verifyauth says of the site's credentials (protocols.md §1.5,
+// lib/api/verifyauth.js; Nightscout 15 nests it as {"status":200,"message":{...}}, a flat
+// object is read too): message "OK" when the token or api-secret was accepted,
+// "UNAUTHORIZED" when it was not (or none was given). A public site (AUTH_DEFAULT_ROLES
+// readable) serves entries to anyone, so only this tells a wrong token apart. A 401/403 answer
+// is {false, false, "UNAUTHORIZED"}. Errors: network, timeout, http_status, not_json.
+struct VerifyAuth {
+  bool can_read = false;
+  bool is_admin = false;
+  std::string message;
+};
+[[nodiscard]] core::Result<VerifyAuth> verify_auth(const core::NightscoutSite& site,
+                                                   core::Duration timeout);
+
 }  // namespace scout::adapters
