@@ -21,7 +21,8 @@ using nlohmann::json;
 
 namespace {
 
-constexpr mode_t k_dir_mode = 0755;
+// Group-writable: members of the service's group (scout) may queue requests and read answers.
+constexpr mode_t k_dir_mode = 0770;
 constexpr mode_t k_file_mode = 0644;
 constexpr std::size_t k_max_status_bytes = std::size_t{64} << 20;
 
@@ -74,7 +75,11 @@ int make_dir(const fs::path& dir, const fs::path& owner_of) {
   std::error_code ec;
   if (fs::is_directory(dir, ec)) return 0;
   if (const int err = make_dir(dir.parent_path(), owner_of); err != 0) return err;
-  if (::mkdir(dir.c_str(), k_dir_mode) != 0 && errno != EEXIST) return errno;
+  if (::mkdir(dir.c_str(), k_dir_mode) != 0) {
+    if (errno != EEXIST) return errno;
+    return 0;
+  }
+  ::chmod(dir.c_str(), k_dir_mode);  // whatever the umask (the unit's UMask=0027)
   struct stat owner {};
   if (::geteuid() == 0 && ::stat(owner_of.c_str(), &owner) == 0 && owner.st_uid != 0) {
     if (::chown(dir.c_str(), owner.st_uid, owner.st_gid) != 0) return errno;

@@ -37,7 +37,9 @@ using core::TimePoint;
 using nlohmann::json;
 
 constexpr int k_state_version = 1;
-constexpr mode_t k_file_mode = 0600;
+// Owner read-write, group read: the group scout (admins added to it) can run `scout status` and
+// `scout log`; nobody else reads phone numbers or the webhook token.
+constexpr mode_t k_file_mode = 0640;
 
 constexpr std::array k_alarm_kinds{
     AlarmKind::urgent_low,  AlarmKind::urgent_low_soon,

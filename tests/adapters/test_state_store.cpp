@@ -336,7 +336,7 @@ TEST_CASE("StateStore: save then load round-trips, atomically and privately", "[
   const State state = full_state();
   REQUIRE(store.save(state).has_value());
   CHECK_FALSE(std::filesystem::exists(path + ".tmp"));
-  CHECK(file_mode(path) == 0600);
+  CHECK(file_mode(path) == 0640);
   CHECK(json::parse(read_text(path)).at("version") == 1);
 
   auto loaded = store.load();
@@ -365,7 +365,7 @@ TEST_CASE("StateStore: save then load round-trips, atomically and privately", "[
 
     REQUIRE(store.save(State{}).has_value());
     CHECK_FALSE(std::filesystem::exists(path + ".tmp"));
-    CHECK(file_mode(path) == 0600);
+    CHECK(file_mode(path) == 0640);
   }
 }
 
@@ -525,7 +525,7 @@ TEST_CASE("Journal: appends one parseable line per entry, in order", "[state]") 
   for (const auto& type : types) {
     REQUIRE(journal.append(entry(type)).has_value());
   }
-  CHECK(file_mode(path) == 0600);
+  CHECK(file_mode(path) == 0640);
 
   // A second Journal on the same file appends rather than truncating.
   REQUIRE(Journal(path).append(entry("alarm_resolved")).has_value());

@@ -50,9 +50,9 @@ class CommandSpool {
   const std::string& results_dir() const { return results_; }
   const std::string& status_path() const { return status_; }
 
-  // Creates S.d/commands and S.d/results when missing (0755, so a shell user who can write the
-  // state file's directory can use them; run as root, the new directories get the owner of the
-  // state file's directory, so the service can remove what root wrote). Errors: io.
+  // Creates S.d/commands and S.d/results when missing (0770: the service's user and group may
+  // queue and answer; run as root, the new directories get the owner and group of the state
+  // file's directory, so the service can remove what root wrote). Errors: io.
   core::Status prepare() const;
 
   // Shell side. Writes one request (command.id is ignored: the spool names it) and returns its
