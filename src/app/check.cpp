@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "scout/adapters/command_spool.hpp"
 #include "scout/adapters/nightscout.hpp"
 #include "scout/adapters/timezone.hpp"
 #include "scout/adapters/yaml_config.hpp"
@@ -407,17 +408,46 @@ int run_check(const CheckOptions& options, std::ostream& out, std::ostream& err)
     reports.push_back(make_report(patient, assessed[i].assessment, outbound, config.units, now));
   }
 
+  // SPEC §6: a running service that cannot save its state makes check UNKNOWN too (the service
+  // says so in its per-tick status, adapters/command_spool.hpp).
+  std::optional<std::string> service_error;
+  if (!options.sgv) {
+    if (const auto status = adapters::CommandSpool(config.state_file).read_status();
+        status && status->value("saved", true) == false) {
+      const auto tick = status->value("tick_at", 0LL);
+      if (now - core::TimePoint{core::Duration{tick}} <= 3 * config.poll.interval + core::Duration{std::chrono::minutes{1}}) {
+        service_error = "the running scout cannot save its state to " + config.state_file +
+                        " and monitors from memory (a restart would forget escalations in "
+                        "progress)";
+      }
+    }
+  }
+  CheckStatus overall = overall_status(reports);
+  if (service_error) overall = worse(overall, CheckStatus::unknown);
   if (options.format == "json") {
-    out << render_json(reports, config.units, now).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    auto doc = render_json(reports, config.units, now);
+    if (service_error) {
+      doc["service_error"] = *service_error;
+      doc["status"] = to_string(overall);
+    }
+    out << doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
     if (options.sgv) {
       out << "simulated reading: " << core::format_glucose(*simulated_mgdl, config.units)
           << " " << core::to_string(config.units)
           << (options.direction.empty() ? "" : " " + options.direction) << ", now\n\n";
     }
-    out << render_text(reports, config.units);
+    std::string text = render_text(reports, config.units);
+    if (service_error) {
+      const auto at = text.rfind("status: ");
+      std::string upper = to_string(overall);
+      for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      const std::string tail = "problem: " + *service_error + "\n\nstatus: " + upper + "\n";
+      text = at == std::string::npos ? text + tail : text.substr(0, at) + tail;
+    }
+    out << text;
   }
-  return exit_code(overall_status(reports));
+  return exit_code(overall);
 }
 
 }  // namespace scout::app

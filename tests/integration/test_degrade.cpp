@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "integration/process.hpp"
 #include "integration/run_support.hpp"
 
 using namespace scout::test;
@@ -35,4 +36,12 @@ TEST_CASE("run: an unwritable state directory at start keeps monitoring from mem
   CHECK_RUN(s, save_errors <= 1);
   CHECK_RUN(s, s.scout->running());
   CHECK(s.vonage->log().count_calls_to(k_patient_phone) == 1);
+  // `scout status` cannot vouch for a service that saves nothing: UNKNOWN (SPEC §6).
+  const auto status = run_process({k_scout, "status", "--config",
+                                   (s.dir.path() / "scout.yaml").string(), "--state",
+                                   s.state_path()},
+                                  30s);
+  INFO(status.out << status.err);
+  CHECK(status.exit_code == 3);
+  CHECK(status.out.find("status: UNKNOWN") != std::string::npos);
 }
