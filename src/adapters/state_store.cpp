@@ -100,6 +100,28 @@ json call_json(const CallRecord& call) {
   return out;
 }
 
+const char* purpose_name(core::MessagePurpose purpose) {
+  switch (purpose) {
+    case core::MessagePurpose::alarm:
+      return "alarm";
+    case core::MessagePurpose::reminder:
+      return "reminder";
+    case core::MessagePurpose::held_back:
+      return "held_back";
+    case core::MessagePurpose::resolved:
+      return "resolved";
+  }
+  return "alarm";
+}
+
+std::optional<core::MessagePurpose> purpose_from_name(const std::string& name) {
+  for (const auto purpose : {core::MessagePurpose::alarm, core::MessagePurpose::reminder,
+                             core::MessagePurpose::held_back, core::MessagePurpose::resolved}) {
+    if (name == purpose_name(purpose)) return purpose;
+  }
+  return std::nullopt;
+}
+
 json active_alarm_json(const ActiveAlarm& active) {
   json out = json::object();
   out["id"] = active.id;
@@ -689,6 +711,17 @@ json state_to_json(const State& state) {
     numbers[number] = json{{"calls", times_json(usage.calls)}, {"sms", times_json(usage.sms)}};
   }
   doc["numbers"] = std::move(numbers);
+  json sms = json::object();
+  for (const auto& [key, pending] : state.sms_in_flight) {
+    json message{{"purpose", purpose_name(pending.message.purpose)},
+                 {"alarm", alarm_json(pending.message.alarm)},
+                 {"paused", pending.message.paused ? alarm_json(*pending.message.paused) : json()},
+                 {"held_detail", pending.message.held_detail}};
+    sms[key] = json{{"patient", pending.patient},   {"alarm_id", pending.alarm_id},
+                    {"to", pending.to},             {"to_label", pending.to_label},
+                    {"message", std::move(message)}, {"decided_at", to_ms(pending.decided_at)}};
+  }
+  doc["sms_in_flight"] = std::move(sms);
   return doc;
 }
 
@@ -730,6 +763,40 @@ Result<State> state_from_json(const json& doc) {
         break;
       }
       state.numbers[number] = read_usage(r, value, Reader::join("numbers", number));
+    }
+  }
+  // Absent in files written before scout kept decided SMS (SPEC §6): none in flight.
+  if (const auto it = doc.find("sms_in_flight"); it != doc.end() && !r.failed()) {
+    if (!it->is_object()) {
+      r.fail("sms_in_flight", "expected an object");
+    } else {
+      for (const auto& [key, value] : it->items()) {
+        if (r.failed()) break;
+        const std::string where = Reader::join("sms_in_flight", key);
+        if (!value.is_object()) {
+          r.fail(where, "expected an object");
+          break;
+        }
+        core::PendingSms pending;
+        pending.patient = r.string(value, where, "patient");
+        pending.alarm_id = r.string(value, where, "alarm_id");
+        pending.to = r.string(value, where, "to");
+        pending.to_label = r.string(value, where, "to_label");
+        pending.decided_at = r.time(value, where, "decided_at");
+        if (const json* message = r.object(value, where, "message"); message != nullptr) {
+          const std::string at = Reader::join(where, "message");
+          const std::string purpose = r.string(*message, at, "purpose");
+          const auto parsed = purpose_from_name(purpose);
+          if (!parsed && !r.failed()) r.fail(Reader::join(at, "purpose"), "unknown purpose");
+          pending.message.purpose = parsed.value_or(core::MessagePurpose::alarm);
+          pending.message.alarm = read_alarm(r, *message, at, "alarm");
+          if (const auto p = message->find("paused"); p != message->end() && !p->is_null()) {
+            pending.message.paused = read_alarm(r, *message, at, "paused");
+          }
+          pending.message.held_detail = r.string(*message, at, "held_detail");
+        }
+        state.sms_in_flight[key] = std::move(pending);
+      }
     }
   }
   if (r.failed()) {

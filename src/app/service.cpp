@@ -150,6 +150,7 @@ Service::Service(const core::Config& config, core::State state, Clock& clock, Cg
       options_(std::move(options)) {
   // Calls decided by an earlier process and never confirmed (SPEC §6): recover_calls().
   orphans_ = core::undispatched_calls(machine_view(config, options_.listening), state);
+  orphan_sms_ = core::undispatched_sms(state);
   engine_ = std::make_unique<Engine>(machine_view(config, options_.listening), std::move(state),
                                      store, journal, options_.log_journal);
   for (const auto& patient : engine_->config().patients) patients_[patient.name] = &patient;
@@ -234,6 +235,22 @@ adapters::CallRequest Service::request_for(const core::PlaceCall& call, std::str
 }
 
 void Service::recover_calls() {
+  // SMS decided by an earlier process and never reported sent (SPEC §6): sent again, once, now
+  // (no provider lets scout look an SMS up by number; a repeat beats a lost alarm text).
+  if (!orphan_sms_.empty()) {
+    std::vector<core::Action> resend;
+    for (auto& sms : orphan_sms_) {
+      const bool pending = engine_->read([&](const core::State& state) {
+        return state.sms_in_flight.count(sms.sms_key) != 0;
+      });
+      if (!pending) continue;
+      spdlog::warn("sending again an SMS to {} that an earlier scout decided but may not have "
+                   "sent (it stopped in between)", core::mask_phone(sms.to));
+      resend.emplace_back(std::move(sms));
+    }
+    orphan_sms_.clear();
+    dispatch(std::move(resend));
+  }
   if (orphans_.empty()) return;
   std::vector<core::PlaceCall> later;
   for (auto& call : orphans_) {

@@ -162,11 +162,18 @@ class Machine {
         }
       }
       journal("patient_removed", it->first, "", {{"alarms", ids}});
+      std::erase_if(state_.sms_in_flight,
+                    [&](const auto& entry) { return entry.second.patient == it->first; });
       it = state_.patients.erase(it);
     }
   }
 
   void prune_usage() {
+    // An SMS whose result never came (a process that died mid-send is recovered at its restart)
+    // is not kept for ever.
+    std::erase_if(state_.sms_in_flight, [this](const auto& entry) {
+      return entry.second.decided_at <= now_ - std::chrono::hours{24};
+    });
     const auto cutoff = now_ - k_usage_window;
     const auto old = [cutoff](TimePoint t) { return t <= cutoff; };
     for (auto it = state_.numbers.begin(); it != state_.numbers.end();) {
@@ -387,6 +394,8 @@ class Machine {
   }
 
   void operator()(const SmsResult& e) {
+    // Done either way: sent, or given up on by every provider (journaled, SPEC §4.7).
+    state_.sms_in_flight.erase(e.sms_key);
     if (e.sent) {
       Fields fields{{"sms", e.sms_key}, {"to", mask_phone(e.to)}, {"provider", e.provider}};
       if (!e.text.empty()) fields.emplace_back("text", e.text);
@@ -517,6 +526,7 @@ class Machine {
       for (auto& t : usage.calls) move(t);
       for (auto& t : usage.sms) move(t);
     }
+    for (auto& [key, sms] : state_.sms_in_flight) move(sms.decided_at);
     journal("clock_jumped", "", "", {{"offset", (d < Duration{0} ? "-" : "+") +
                                                     format_duration(d < Duration{0} ? -d : d)}},
             JournalEntry::Level::warn);
@@ -710,6 +720,8 @@ class Machine {
     SendSms sms{new_id('s'), patient.name, alarm_id, to.number, to.label, text};
     fields.insert(fields.begin(), std::pair<std::string, std::string>{"sms", sms.sms_key});
     state_.numbers[to.number].sms.push_back(now_);
+    state_.sms_in_flight[sms.sms_key] =
+        PendingSms{patient.name, alarm_id, to.number, to.label, text, now_};
     actions.emplace_back(std::move(sms));
     journal("sms", patient.name, alarm_id, std::move(fields));
     return true;
@@ -1008,6 +1020,18 @@ std::optional<TimePoint> next_due(const Config& config, const State& state, Time
     }
   }
   return due;
+}
+
+std::vector<SendSms> undispatched_sms(const State& state) {
+  std::vector<SendSms> out;
+  out.reserve(state.sms_in_flight.size());
+  for (const auto& [key, sms] : state.sms_in_flight) {
+    out.push_back(SendSms{key, sms.patient, sms.alarm_id, sms.to, sms.to_label, sms.message});
+  }
+  std::stable_sort(out.begin(), out.end(), [&state](const SendSms& a, const SendSms& b) {
+    return state.sms_in_flight.at(a.sms_key).decided_at < state.sms_in_flight.at(b.sms_key).decided_at;
+  });
+  return out;
 }
 
 const char* to_string(ShellCommand::Kind kind) {

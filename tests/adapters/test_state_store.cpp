@@ -175,6 +175,18 @@ State full_state() {
   state.numbers["+15551234567"] = NumberUsage{{}, {}};
   state.next_id = 9'000'000'000ULL;
   state.webhook_token = "tok-0123456789abcdef";
+  scout::core::Message held;
+  held.purpose = scout::core::MessagePurpose::held_back;
+  held.alarm = Alarm{AlarmKind::stale, Severity::urgent};
+  held.paused = Alarm{AlarmKind::urgent_low, Severity::urgent};
+  held.held_detail = "called 1m ago";
+  state.sms_in_flight["s41"] = scout::core::PendingSms{"Alice", "a13", "+491511234567", "patient",
+                                                       held, k_t0 + 4min};
+  scout::core::Message resolved;
+  resolved.purpose = scout::core::MessagePurpose::resolved;
+  resolved.alarm = Alarm{AlarmKind::urgent_high, Severity::urgent};
+  state.sms_in_flight["s42"] = scout::core::PendingSms{"Bob", "a9", "+15551234567", "Dana",
+                                                       resolved, k_t0 + 5min};
   return state;
 }
 
@@ -557,4 +569,21 @@ TEST_CASE("Journal: an empty path writes nothing; an unopenable one is an io err
   CHECK(appended.error().kind == ErrorKind::io);
   CHECK_THAT(appended.error().message,
              Catch::Matchers::Contains(dir.file("blocker/journal.jsonl")));
+}
+
+TEST_CASE("StateStore: SMS in flight round-trip; a file without them loads with none; a bad one "
+          "is refused", "[state]") {
+  const State state = full_state();
+  json doc = state_to_json(state);
+  const auto back = state_from_json(doc);
+  REQUIRE(back);
+  CHECK(back->sms_in_flight == state.sms_in_flight);
+  doc.erase("sms_in_flight");
+  const auto older = state_from_json(doc);
+  REQUIRE(older);
+  CHECK(older->sms_in_flight.empty());
+  CHECK(rejection([](json& d) { d["sms_in_flight"]["s41"]["message"]["purpose"] = "gossip"; })
+            .find("sms_in_flight.s41.message.purpose") != std::string::npos);
+  CHECK(rejection([](json& d) { d["sms_in_flight"] = json::array(); })
+            .find("sms_in_flight") != std::string::npos);
 }

@@ -199,3 +199,33 @@ TEST_CASE("a call decided 5 minutes or more before the restart counts as failed 
   const auto& calls = state.patients.at("Alice").glucose->calls;
   CHECK(calls.at(0).progress == core::CallProgress::failed);
 }
+
+TEST_CASE("an SMS decided before a crash and never reported sent is sent once after the restart",
+          "[app][recovery][sms]") {
+  const auto config = make_config();
+  // The contacts' step (5 min) decided a call and an SMS to Bob, saved, then the process died.
+  auto t = core::step(config, decided_state(config), core::Tick{}, k_t0 + 5min);
+  core::State state = t.state;
+  REQUIRE(state.sms_in_flight.size() == 1);
+  REQUIRE(state.sms_in_flight.begin()->second.to == k_bob);
+  Restarted r(state, k_t0 + 5min + 3s);
+  r.start();
+  r.service->tick();
+  r.service->drain();
+  std::size_t texts = 0;
+  for (const auto& o : r.sent) {
+    if (o.call || o.to != k_bob) continue;
+    ++texts;
+    // Rendered when it goes out, from the newest facts (SPEC §4.8).
+    CHECK(o.text.rfind("Alice: URGENT LOW, 45 mg/dL", 0) == 0);
+  }
+  CHECK(texts == 1);
+  CHECK(r.service->state().sms_in_flight.empty());
+  // Not again at the next tick.
+  r.clock.set(k_t0 + 5min + 30s);
+  r.service->tick();
+  r.service->drain();
+  std::size_t again = 0;
+  for (const auto& o : r.sent) again += !o.call && o.to == k_bob ? 1 : 0;
+  CHECK(again == 1);
+}

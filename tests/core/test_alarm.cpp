@@ -1757,3 +1757,44 @@ TEST_CASE("shell requests for an unknown patient or no active alarm change nothi
   sim.tick(1min);
   CHECK_FALSE(sim.command);
 }
+
+// ---------------------------------------------------------------------------------------------
+// SMS in flight (SPEC §6): decided SMS are kept until their result comes back
+
+TEST_CASE("a decided SMS stays in the state until its result, and undispatched_sms gives it back",
+          "[alarm][sms]") {
+  Sim sim;
+  sim.keep_data_fresh();
+  sim.poll(65);  // low: warning chain, the contacts are texted at 15 min
+  sim.tick(15min);
+  REQUIRE(sim.texted() == Numbers{k_bob, k_carol});
+  REQUIRE(sim.state.sms_in_flight.size() == 2);
+  const auto pending = scout::core::undispatched_sms(sim.state);
+  REQUIRE(pending.size() == 2);
+  std::vector<SendSms> sent;
+  for (const auto& action : sim.actions) {
+    if (const auto* sms = std::get_if<SendSms>(&action)) sent.push_back(*sms);
+  }
+  REQUIRE(sent.size() == 2);
+  CHECK(pending == sent);  // the same key, number, label and message
+  // Sent, or given up on: either way no longer in flight.
+  sim.apply(SmsResult{sent[0].sms_key, "Alice", sent[0].alarm_id, sent[0].to, true, "vonage", "", ""});
+  sim.apply(SmsResult{sent[1].sms_key, "Alice", sent[1].alarm_id, sent[1].to, false, "", "no", ""});
+  CHECK(sim.state.sms_in_flight.empty());
+  CHECK(scout::core::undispatched_sms(sim.state).empty());
+}
+
+TEST_CASE("an SMS in flight moves with a clock jump and is forgotten after a day", "[alarm][sms]") {
+  Sim sim;
+  sim.keep_data_fresh();
+  sim.poll(65);
+  sim.tick(15min);
+  REQUIRE(sim.state.sms_in_flight.size() == 2);
+  const auto decided = sim.state.sms_in_flight.begin()->second.decided_at;
+  sim.apply(scout::core::ClockJumped{-1h});
+  CHECK(sim.state.sms_in_flight.begin()->second.decided_at == decided - 1h);
+  sim.tick(15min + 22h);  // decided at t0 - 45 min (after the jump): 22 h 15 min ago
+  CHECK(sim.state.sms_in_flight.size() == 2);
+  sim.tick(15min + 24h);
+  CHECK(sim.state.sms_in_flight.empty());
+}

@@ -43,7 +43,8 @@ bool acknowledged(const Scenario& s) {
 
 }  // namespace
 
-TEST_CASE("killed at every save point of an escalation, scout neither loses nor doubles a call",
+TEST_CASE("killed at every save point of an escalation, scout neither loses nor doubles a call, "
+          "and loses no SMS",
           "[run][crash][slow]") {
   int killed = 0;
   bool walked = false;
@@ -73,6 +74,12 @@ TEST_CASE("killed at every save point of an escalation, scout neither loses nor 
     const auto log = s.vonage->log();
     CHECK_RUN(s, log.count_calls_to(k_patient_phone) == 1);
     CHECK_RUN(s, log.count_calls_to(k_contact_phone) == 1);
+    // The contact's SMS of the same step is not lost either (SPEC §6: decided SMS are kept until
+    // sent and sent again after a restart); a kill between sending it and saving that it was
+    // sent repeats it, once.
+    CHECK_RUN(s, s.vonage->wait_for(
+                     [](const VonageLog& l) { return l.count_sms_to(k_contact_phone) >= 1; }, 10s));
+    CHECK_RUN(s, s.vonage->log().count_sms_to(k_contact_phone) <= 2);
   }
   // The walk reached the end of the escalation, and really killed scout at many points (a shim
   // that never fires would pass the checks above).

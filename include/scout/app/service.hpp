@@ -101,7 +101,8 @@ class Service {
   // state the service started from, SPEC §6): each is looked up at the providers
   // (Telephony::find_call); one that exists is followed (CallPlaced), one that does not is placed
   // now, one decided 5 minutes ago or more counts as failed (CallNotPlaced) so the chain goes on.
-  // When the providers cannot be asked, the call waits for the next tick. Called by tick().
+  // When the providers cannot be asked, the call waits for the next tick. SMS decided but never
+  // reported sent (core::undispatched_sms) are sent again at the first call. Called by tick().
   void recover_calls();
   // Asks the provider about calls in flight and applies what it says: without a listener every
   // such call, with one only calls placed more than 90 s ago (webhooks normally tell).
@@ -158,6 +159,7 @@ class Service {
   std::vector<core::PatientAssessed> last_assessed_;
   std::map<std::string, bool> reported_failure_;  // patient -> failure logged in this streak
   std::vector<core::PlaceCall> orphans_;           // recover_calls() still to settle
+  std::vector<core::SendSms> orphan_sms_;          // decided earlier, sent again at the first tick
   // Wall and monotonic readings at the last look (notice_clock_jump).
   std::mutex clock_mutex_;
   std::optional<std::pair<core::TimePoint, core::Duration>> clock_anchor_;

@@ -114,8 +114,22 @@ struct NumberUsage {
   bool operator==(const NumberUsage&) const = default;
 };
 
+// An SMS decided (SendSms emitted) whose SmsResult has not come back yet (SPEC §6): after a
+// crash in between, the app sends it again at start (at least once: a crash after sending and
+// before the result was saved repeats it, which beats losing it).
+struct PendingSms {
+  std::string patient;
+  std::string alarm_id;
+  std::string to;        // E.164
+  std::string to_label;  // "patient" or a contact name
+  Message message;
+  TimePoint decided_at{};
+  bool operator==(const PendingSms&) const = default;
+};
+
 struct State {
   std::map<std::string, PatientState> patients;  // by patient name
+  std::map<std::string, PendingSms> sms_in_flight;  // by sms key ("s<n>")
   std::map<std::string, NumberUsage> numbers;    // by E.164 number
   std::uint64_t next_id = 1;  // source of alarm ids ("a<n>"), call keys ("c<n>"), sms keys ("s<n>")
   // Per-install secret for webhook URLs when Vonage has no signature_secret (SPEC §5). Created
@@ -397,6 +411,10 @@ std::optional<TimePoint> next_due(const Config& config, const State& state, Time
 // order. After a restart these are the calls that may or may not have gone out (SPEC §6): the
 // app asks the providers and re-dispatches only those that do not exist.
 std::vector<PlaceCall> undispatched_calls(const Config& config, const State& state);
+
+// The SMS of `state` that were decided but whose result never came back (State::sms_in_flight),
+// as the SendSms that decided them, oldest first. After a restart the app sends them again.
+std::vector<SendSms> undispatched_sms(const State& state);
 
 // The quiet time after acknowledging an alarm of `kind` (SPEC §2 `snooze`, §4.12).
 Duration snooze_for(const AlarmSettings& settings, AlarmKind kind);
