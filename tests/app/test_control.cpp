@@ -36,7 +36,7 @@ json line(const std::string& time, const std::string& type,
 
 }  // namespace
 
-TEST_CASE("--since reads relative, clock and calendar times in the zone given", "[control]") {
+TEST_CASE("log --since reads relative, clock and calendar times in the zone given", "[control]") {
   CHECK(*parse_since("-8h", k_now, "UTC") == k_now - 8h);
   CHECK(*parse_since("-2d", k_now, "UTC") == k_now - 48h);
   // HH:MM: the latest such time not after now.
