@@ -277,10 +277,12 @@ struct SendSms {
 //   alarm_resolved, step (a chain step ran), chain_restarted (repeat or snooze end),
 //   snooze_ended, call (PlaceCall emitted), call_placed, call_not_placed, call_outcome,
 //   call_held_back (min_call_gap / max_calls_per_hour: sent as SMS instead), sms,
-//   sms_sent, sms_failed, sms_suppressed (max_sms_per_hour), acknowledged, keypress,
-//   unknown_call, patient_removed.
+//   sms_sent, sms_failed, sms_suppressed (max_sms_per_hour), acknowledged (via=shell from a
+//   ShellCommand), keypress, unknown_call, patient_removed, clock_jumped, and for ShellCommand:
+//   snoozed, unsnoozed, command_ignored.
 // `fields` are extra key/values in order (values are strings; phone numbers masked with
-// core::mask_phone). `level` is how loudly the app logs it.
+// core::mask_phone). call_placed, call_not_placed, sms_sent and sms_failed carry `text`, the
+// words as sent, when the event had them. `level` is how loudly the app logs it.
 struct JournalEntry {
   enum class Level { info, warn, error };
   TimePoint at{};
