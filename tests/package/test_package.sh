@@ -3,7 +3,8 @@
 # their owners, the unit (systemd-analyze verify and security), the service's own command run
 # as the user scout against a loopback Nightscout, `scout status` and `scout snooze` on it,
 # an upgrade that keeps a changed conffile, and a purge that leaves nothing behind.
-# Usage: tests/package/test_package.sh   (needs root; CI runs it after scripts/test)
+# Usage: tests/package/test_package.sh [build dir]   (needs root; CI runs it after scripts/test
+#   with build/, packaging the binary the suite just tested; default: scripts/package's own)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ "$(id -u)" -ne 0 ]; then
@@ -14,15 +15,18 @@ fail() { echo "test_package: FAILED: $*" >&2; exit 1; }
 check() { local what="$1"; shift; "$@" || fail "$what"; echo "ok - $what"; }
 
 work=$(mktemp -d)
+package_args=()
+[ $# -ge 1 ] && package_args=(--build-dir "$1")
+pkgdir="${1:-build-package}"
 # The package, and the same files one version later for the upgrade.
-built=$(scripts/package --version 0.1.0+upgrade1 | tail -n 1)
+built=$(scripts/package ${package_args[@]+"${package_args[@]}"} --version 0.1.0+upgrade1 | tail -n 1)
 cp "$built" "$work/upgrade.deb"
-built=$(scripts/package | tail -n 1)
+built=$(scripts/package ${package_args[@]+"${package_args[@]}"} | tail -n 1)
 cp "$built" "$work/scout.deb"
-ls build-package/scout-dbgsym_*.ddeb >/dev/null 2>&1 || fail "no debug symbols package (scout-dbgsym)"
+ls "$pkgdir"/scout-dbgsym_*.ddeb >/dev/null 2>&1 || fail "no debug symbols package (scout-dbgsym)"
 deb="$work/scout.deb"
 deb2="$work/upgrade.deb"
-echo "ok - packages: $built, its upgrade and $(ls build-package/*.ddeb)"
+echo "ok - packages: $built, its upgrade and $(ls "$pkgdir"/*.ddeb)"
 
 pids=()
 cleanup() {
