@@ -126,7 +126,7 @@ TEST_CASE("spool: at most k_max_requests_per_wake requests per wake", "[spool]")
   CHECK(spool.pending().size() == scout::adapters::k_max_requests_per_wake);
 }
 
-TEST_CASE("spool: the status document round-trips; a missing one is nullopt", "[spool]") {
+TEST_CASE("spool: the status document round-trips, a missing one is nullopt", "[spool]") {
   SpoolDir dir;
   const CommandSpool spool(dir.state());
   CHECK_FALSE(spool.read_status());

@@ -1086,7 +1086,7 @@ TEST_CASE("Twilio error text that repeats the number is masked", "[providers]") 
                  !Catch::Contains("14155550100"));
 }
 
-TEST_CASE("A closed port is a retryable network error; a hung server a retryable timeout",
+TEST_CASE("A closed port is a retryable network error, a hung server a retryable timeout",
           "[providers]") {
   core::Provider vonage;
   vonage.type = core::ProviderType::vonage;
@@ -1274,7 +1274,7 @@ TEST_CASE("ProviderChain gives up with every provider's last error, logged at er
   CHECK_THAT(lines.back(), Catch::StartsWith("error giving up"));
 }
 
-TEST_CASE("ProviderChain without providers fails as configuration; poll_call routes by name",
+TEST_CASE("ProviderChain without providers fails as configuration, poll_call routes by name",
           "[providers]") {
   ad::ProviderChain empty{{}, ad::RetryPolicy{}, nullptr};
   CHECK(empty.empty());
@@ -1298,7 +1298,7 @@ TEST_CASE("ProviderChain without providers fails as configuration; poll_call rou
   CHECK(unknown.error().error.kind == ErrorKind::config);
 }
 
-TEST_CASE("ProviderChain over HTTP: 500 then 201 is retried; 429 too", "[providers]") {
+TEST_CASE("ProviderChain over HTTP: 500 then 201 is retried, 429 too", "[providers]") {
   CapturedLogs logs;  // keeps the expected warnings out of the test output
   FakeVonage vonage;
   Sleeps sleeps;
@@ -1324,7 +1324,7 @@ TEST_CASE("ProviderChain over HTTP: 500 then 201 is retried; 429 too", "[provide
   CHECK(*sleeps.taken == std::vector<std::chrono::milliseconds>{1000ms, 1000ms, 2000ms});
 }
 
-TEST_CASE("ProviderChain over HTTP: 400 and 401 move to the next provider at once; all failing "
+TEST_CASE("ProviderChain over HTTP: 400 and 401 move to the next provider at once, all failing "
           "lists each",
           "[providers]") {
   CapturedLogs logs;  // keeps the expected warnings out of the test output
@@ -1443,7 +1443,7 @@ TEST_CASE("ProviderChain: when the call list cannot be read, that provider is no
 }
 
 TEST_CASE("ProviderChain: a failure that reached nothing (429, refused) is retried without a "
-          "lookup; SMS are never looked up",
+          "lookup, SMS are never looked up",
           "[providers][recovery]") {
   CapturedLogs logs;
   Sleeps sleeps;

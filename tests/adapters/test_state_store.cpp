@@ -556,7 +556,7 @@ TEST_CASE("Journal: appends one parseable line per entry, in order", "[state]") 
   CHECK(read_text(path).back() == '\n');
 }
 
-TEST_CASE("Journal: an empty path writes nothing; an unopenable one is an io error", "[state]") {
+TEST_CASE("Journal: an empty path writes nothing, an unopenable one is an io error", "[state]") {
   TempDir dir;
   Journal none("");
   CHECK(none.append(entry("call")).has_value());
@@ -571,7 +571,7 @@ TEST_CASE("Journal: an empty path writes nothing; an unopenable one is an io err
              Catch::Matchers::Contains(dir.file("blocker/journal.jsonl")));
 }
 
-TEST_CASE("StateStore: SMS in flight round-trip; a file without them loads with none; a bad one "
+TEST_CASE("StateStore: SMS in flight round-trip, a file without them loads with none, a bad one "
           "is refused", "[state]") {
   const State state = full_state();
   json doc = state_to_json(state);

@@ -1254,7 +1254,7 @@ TEST_CASE("listener bind must be HOST:PORT and TLS needs both readable files",
         std::vector<std::string>{"scout.yaml:1:11: listener: missing required key 'public_url'"});
 }
 
-TEST_CASE("heartbeat_url must be an http(s) URL; a query string is allowed", "[adapters][config]") {
+TEST_CASE("heartbeat_url must be an http(s) URL, a query string is allowed", "[adapters][config]") {
   CHECK(messages(parse("heartbeat_url: hc-ping.com/uuid\n" + k_minimal).problems) ==
         std::vector<std::string>{
             "scout.yaml:1:16: heartbeat_url: must start with https:// or http://"});

@@ -168,7 +168,7 @@ TEST_CASE("a call to the same number that scout already knows is not taken for t
   CHECK(calls_to(r.sent, k_alice) == 1);  // the lost one, placed now
 }
 
-TEST_CASE("while the providers cannot be asked, the lost call waits; then it is placed once",
+TEST_CASE("while the providers cannot be asked, the lost call waits, then it is placed once",
           "[app][recovery]") {
   Restarted r(decided_state(make_config()), k_t0 + 10s);
   r.telephony.set_down(true);

@@ -142,7 +142,7 @@ TEST_CASE("while Nightscout cannot be read, the glucose alarm is quiet and the d
   for (const auto& o : w.sent) CHECK(o.message.alarm.kind == scout::core::AlarmKind::unreachable);
 }
 
-TEST_CASE("a stale reading never gets a glucose call; the data alarm names the last value",
+TEST_CASE("a stale reading never gets a glucose call, the data alarm names the last value",
           "[app][service]") {
   World w({entry(k_t0 - 1min, 50)}, /*listening=*/true);
   for (int m = 0; m <= 40; ++m) w.tick_at(std::chrono::minutes{m});

@@ -604,7 +604,7 @@ TEST_CASE("replacement follows the peak of the episode, urgent before warning, t
   }
 }
 
-TEST_CASE("a lesser alarm of the same side keeps the chain; going back up is the same episode",
+TEST_CASE("a lesser alarm of the same side keeps the chain, going back up is the same episode",
           "[alarm]") {
   Sim sim;
   sim.poll(50);
@@ -707,7 +707,7 @@ TEST_CASE("resolving uses the thresholds in force now", "[alarm]") {
   CHECK(sim.ps().glucose.has_value() == !resolves);
 }
 
-TEST_CASE("a stale reading resolves nothing; a reading exactly stale.warn old is fresh",
+TEST_CASE("a stale reading resolves nothing, a reading exactly stale.warn old is fresh",
           "[alarm]") {
   Sim sim;
   sim.poll(65);
@@ -1073,7 +1073,7 @@ TEST_CASE("after the last step the chain reruns every repeat", "[alarm]") {
 // ---------------------------------------------------------------------------------------------
 // Keypresses
 
-TEST_CASE("keypress 1 acknowledges, snoozes and stops the chain; twice changes nothing more",
+TEST_CASE("keypress 1 acknowledges, snoozes and stops the chain, twice changes nothing more",
           "[alarm]") {
   Sim sim;
   sim.poll(50);
@@ -1266,7 +1266,7 @@ TEST_CASE("min_call_gap holds a call back and sends it as an SMS", "[alarm]") {
   }
 }
 
-TEST_CASE("max_calls_per_hour holds a call back; calls older than an hour do not count",
+TEST_CASE("max_calls_per_hour holds a call back, calls older than an hour do not count",
           "[alarm]") {
   Sim sim;
   sim.config.patients[0].settings.max_calls_per_hour = 3;
@@ -1618,7 +1618,7 @@ TEST_CASE("a webhook whose call id disagrees with the call found by its key chan
   CHECK(sim.glucose().snoozed_until);
 }
 
-TEST_CASE("final calls are forgotten an hour after they ended; calls in flight are kept",
+TEST_CASE("final calls are forgotten an hour after they ended, calls in flight are kept",
           "[alarm]") {
   Sim sim;
   sim.poll(48);

@@ -139,7 +139,7 @@ TEST_CASE("a call speaks the newest reading and its true age when it is rendered
   CHECK(w.say(call.message) == "Alice: URGENT LOW, 47 mg/dL, steady, 3 min ago.");
 }
 
-TEST_CASE("a glucose alarm never calls while the data are stale; the data alarm speaks for it",
+TEST_CASE("a glucose alarm never calls while the data are stale, the data alarm speaks for it",
           "[alarm][truth]") {
   World w;
   w.reading_and_poll(0min, 50);  // urgent low: call patient

@@ -469,7 +469,7 @@ TEST_CASE("a reading older than stale.urgent wins over sensor_error", "[core][ev
   CHECK(a.status_code == std::optional<int>{5});
 }
 
-TEST_CASE("status codes after a fresh reading are noted; the reading still decides",
+TEST_CASE("status codes after a fresh reading are noted, the reading still decides",
           "[core][evaluate]") {
   // Given a low 60 ten minutes ago, then codes
   const auto a = assess({entry(k_t0, 1), entry(k_t0 - 5min, 1), entry(k_t0 - 10min, 60)});

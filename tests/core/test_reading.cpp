@@ -39,7 +39,7 @@ TEST_CASE("a reading dated more than 5 minutes in the future is not usable", "[c
   CHECK_FALSE(is_usable(entry(k_t0 + 2h, 100), k_t0));
 }
 
-TEST_CASE("an old reading is still usable; its age is a matter for staleness",
+TEST_CASE("an old reading is still usable, its age is a matter for staleness",
           "[core][reading]") {
   CHECK(is_usable(entry(k_t0 - 3h, 100), k_t0));
 }

@@ -171,8 +171,8 @@ TEST_CASE("control: bad requests are refused before anything is queued", "[run][
   CHECK_FALSE(queued);
 }
 
-TEST_CASE("logs: JSON lines carry each field as its own key; under journald text lines carry "
-          "the syslog priority; one line per tick", "[run][control]") {
+TEST_CASE("logs: JSON lines carry each field as its own key, under journald text lines carry "
+          "the syslog priority, one line per tick", "[run][control]") {
   Scenario s({.step1_after = "60s", .listener = false});
   REQUIRE(s.start_fakes());
   s.glucose.sgv = 48;
@@ -226,8 +226,8 @@ TEST_CASE("logs: JSON lines carry each field as its own key; under journald text
   CHECK(journald.err.find("<6>info tick patients=1 failed=0 alarms=1") != std::string::npos);
 }
 
-TEST_CASE("drill: the whole chain for real, every call saying it is a test; the contact's 1 is "
-          "heard through the listener; the state file is not touched", "[run][control]") {
+TEST_CASE("drill: the whole chain for real, every call saying it is a test, the contact's 1 is "
+          "heard through the listener, the state file is not touched", "[run][control]") {
   Scenario s({.step1_after = "30s"});
   REQUIRE(s.start_fakes());
   s.vonage->script(k_patient_phone, {Answer::no, {}, 300ms});
