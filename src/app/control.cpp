@@ -37,8 +37,10 @@ std::string dump(const json& j, int indent = -1) {
   return j.dump(indent, ' ', false, json::error_handler_t::replace);
 }
 
-std::optional<core::Config> load_or_report(const std::string& config_path, std::ostream& err,
-                                           const char* command) {
+}  // namespace
+
+std::optional<core::Config> load_config_for(const std::string& config_path, std::ostream& err,
+                                            const char* command) {
   const auto env = adapters::system_config_environment();
   const auto path = config_path.empty() ? adapters::default_config_path(env) : config_path;
   auto load = adapters::load_config(path, env);
@@ -50,6 +52,8 @@ std::optional<core::Config> load_or_report(const std::string& config_path, std::
   }
   return std::move(load.config);
 }
+
+namespace {
 
 // "1 min", "45 s", "2 h 5 min" for an age.
 std::string age_text(core::Duration d) {
@@ -129,7 +133,7 @@ int run_status(const StatusOptions& options, std::ostream& out, std::ostream& er
     err << "scout status: --format must be text or json\n";
     return k_exit_usage;
   }
-  const auto config = load_or_report(options.config_path, err, "status");
+  const auto config = load_config_for(options.config_path, err, "status");
   if (!config) return exit_code(CheckStatus::unknown);
   const std::string state_path =
       options.state_path.empty() ? config->state_file : options.state_path;
@@ -329,7 +333,7 @@ int run_status(const StatusOptions& options, std::ostream& out, std::ostream& er
 
 int run_command(const CommandOptions& options, std::ostream& out, std::ostream& err) {
   const std::string verb = core::to_string(options.kind);
-  const auto config = load_or_report(options.config_path, err, verb.c_str());
+  const auto config = load_config_for(options.config_path, err, verb.c_str());
   if (!config) return k_exit_config;
   const auto patient = std::find_if(config->patients.begin(), config->patients.end(),
                                     [&](const core::Patient& p) { return p.name == options.patient; });
@@ -625,7 +629,7 @@ int run_log(const LogOptions& options, std::ostream& out, std::ostream& err) {
     err << "scout log: --format must be text or json\n";
     return k_exit_usage;
   }
-  const auto config = load_or_report(options.config_path, err, "log");
+  const auto config = load_config_for(options.config_path, err, "log");
   if (!config) return k_exit_config;
   if (config->journal_file.empty()) {
     err << "scout log: the config has no journal_file, so scout keeps no journal to show\n";

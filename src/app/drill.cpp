@@ -74,16 +74,9 @@ std::string drill_words(const std::string& patient, const core::Message& message
 }
 
 int run_drill(const DrillOptions& options, std::ostream& out, std::ostream& err) {
-  const auto env = adapters::system_config_environment();
-  const auto path =
-      options.config_path.empty() ? adapters::default_config_path(env) : options.config_path;
-  auto load = adapters::load_config(path, env);
-  if (!load.config) {
-    for (const auto& problem : load.problems) err << problem.to_string() << "\n";
-    err << "scout drill: the config " << path << " is not valid; run `scout validate`\n";
-    return k_exit_config;
-  }
-  const core::Config& config = *load.config;
+  const auto loaded = load_config_for(options.config_path, err, "drill");
+  if (!loaded) return k_exit_config;
+  const core::Config& config = *loaded;
   const auto found = std::find_if(config.patients.begin(), config.patients.end(),
                                   [&](const core::Patient& p) { return p.name == options.patient; });
   if (found == config.patients.end()) {

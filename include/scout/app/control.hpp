@@ -17,6 +17,12 @@
 
 namespace scout::app {
 
+// The config at `config_path` (SPEC §1 lookup when empty), or nullopt after printing every
+// problem and "scout COMMAND: the config … is not valid" on `err`. For status, ack, snooze,
+// unsnooze, log and drill.
+std::optional<core::Config> load_config_for(const std::string& config_path, std::ostream& err,
+                                            const char* command);
+
 struct StatusOptions {
   std::string config_path;  // empty: SPEC §1 lookup
   std::string state_path;   // empty: the config's state_file
