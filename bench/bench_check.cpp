@@ -1,24 +1,29 @@
-// bench_check: wall time of one `scout check` over N slow Nightscout sites.
+// bench_check: `scout check` and `scout run` over N slow Nightscout sites.
 //
-// Starts an in-process Nightscout stand-in on loopback whose every answer takes --delay-ms
-// (100 ms by default), writes a config with N patients (each at its own path prefix), runs the
-// real `scout check --config FILE --format json`, and prints a Markdown table comparing the wall
-// time with the one-after-another floor (N x delay). See bench/README.md. Not part of the tests.
+// Starts an in-process Nightscout stand-in on loopback (slow_nightscout.hpp: an event loop whose
+// every answer takes --delay-ms, 100 ms by default), writes a config with N patients, and runs
+// the real binary:
+//   check mode (default): `scout check --config FILE --format json`, wall time from spawn to exit,
+//     against the one-after-another floor (N x delay);
+//   --run: a long-lived `scout run`, its first tick and then steady ticks, each with the tick's
+//     wall time (the `took_ms` of its tick line), the CPU the process used from one tick line to
+//     the next, and the peak RSS (VmHWM).
+// Each patient's site is its own host (http://p0042.localhost:PORT, which libcurl resolves to
+// loopback itself), as Nightscout sites are; --shared-host puts them all on 127.0.0.1:PORT with
+// a path prefix each (a clinic's one host). See bench/README.md. Not part of the tests.
 //
-//   bench_check [--scout PATH] [--delay-ms MS] [--runs R] [N ...]      (default N: 10 100 1000)
+//   bench_check [--scout PATH] [--delay-ms MS] [--runs R] [--run [--ticks T]] [--shared-host] [N ...]
 
 #include <fcntl.h>
-#include <httplib.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -31,29 +36,26 @@
 #include <thread>
 #include <vector>
 
+#include "slow_nightscout.hpp"
+
 extern char** environ;
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Threads beyond one per concurrent slow request, for the accept path and slack.
-constexpr int k_spare_threads = 16;
-// cpp-httplib listens with a backlog of 5; a burst of 1000 connects needs far more.
-constexpr int k_listen_backlog = 4096;
-
 struct Options {
   std::string scout = "./build/scout";
   int delay_ms = 100;
   int runs = 1;
-  bool run_once = false;  // --run-once: `scout run --once`, a first tick then a steady one
+  bool run = false;  // --run: a long-lived `scout run`, first tick and steady ticks
+  int ticks = 4;     // steady ticks measured with --run (the median is reported)
+  bool shared_host = false;
   std::vector<int> sizes;
 };
 
 struct RunResult {
   double seconds = 0;
-  double cpu_seconds = 0;  // user + system of the scout process
-  long max_rss_kb = 0;
   int exit_code = -1;
   int patients = 0;   // in scout's JSON
   int errors = 0;     // patients with a non-null "error"
@@ -68,69 +70,20 @@ void raise_open_file_limit() {
   }
 }
 
-long long wall_now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+std::string site_url(int index, int port, bool shared_host) {
+  char name[32];
+  std::snprintf(name, sizeof name, "p%04d", index);
+  if (shared_host) return "http://127.0.0.1:" + std::to_string(port) + "/" + name;
+  return "http://" + std::string{name} + ".localhost:" + std::to_string(port);
 }
 
-// A slow Nightscout: every GET of .../api/v1/entries/sgv.json sleeps, then answers two fresh
-// in-range readings.
-class SlowNightscout {
- public:
-  SlowNightscout(int threads, int delay_ms) : m_delay_ms{delay_ms} {
-    m_server.new_task_queue = [threads] {
-      return new httplib::ThreadPool(static_cast<std::size_t>(threads));
-    };
-    m_server.set_socket_options([this](socket_t sock) {
-      httplib::default_socket_options(sock);
-      m_socket = sock;
-    });
-    m_server.Get(R"(/p\d+/api/v1/entries/sgv\.json)", [this](const httplib::Request&,
-                                                             httplib::Response& res) {
-      std::this_thread::sleep_for(std::chrono::milliseconds{m_delay_ms});
-      const long long now = wall_now_ms();
-      const nlohmann::json body = nlohmann::json::array(
-          {{{"type", "sgv"}, {"sgv", 120}, {"date", now - 30'000}, {"direction", "Flat"}},
-           {{"type", "sgv"}, {"sgv", 118}, {"date", now - 330'000}, {"direction", "Flat"}}});
-      res.set_content(body.dump(), "application/json");
-      ++m_requests;
-    });
-    m_port = m_server.bind_to_any_port("127.0.0.1");
-    if (m_port > 0 && m_socket >= 0) {
-      ::listen(m_socket, k_listen_backlog);  // on Linux, only raises the backlog
-    }
-    m_thread = std::thread{[this] { m_server.listen_after_bind(); }};
-    for (int i = 0; i < 1000 && !m_server.is_running(); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds{2});
-    }
-  }
-  ~SlowNightscout() {
-    m_server.stop();
-    m_thread.join();
-  }
-  SlowNightscout(const SlowNightscout&) = delete;
-  SlowNightscout& operator=(const SlowNightscout&) = delete;
-
-  bool running() const { return m_port > 0 && m_server.is_running(); }
-  int port() const { return m_port; }
-  long take_requests() { return m_requests.exchange(0); }
-
- private:
-  int m_delay_ms;
-  httplib::Server m_server;
-  socket_t m_socket = -1;
-  int m_port = -1;
-  std::thread m_thread;
-  std::atomic<long> m_requests{0};
-};
-
-std::string write_config(const std::filesystem::path& dir, int patients, int port) {
+std::string write_config(const std::filesystem::path& dir, int patients, int port,
+                         bool shared_host, const std::string& interval) {
   const auto path = dir / ("scout-" + std::to_string(patients) + ".yaml");
   std::ofstream out{path};
-  out << "# bench_check: " << patients << " patients, each at its own path prefix\n"
+  out << "# bench_check: " << patients << " patients\n"
       << "units: mg/dL\n"
-      << "poll: {interval: 60s, timeout: 10s}\n"
+      << "poll: {interval: " << interval << ", timeout: 9s}\n"
       << "providers: [{type: console}]\n"
       << "patients:\n";
   for (int i = 0; i < patients; ++i) {
@@ -138,47 +91,48 @@ std::string write_config(const std::filesystem::path& dir, int patients, int por
     std::snprintf(name, sizeof name, "p%04d", i);
     out << "  - name: " << name << "\n"
         << "    phone: \"+15555550100\"\n"
-        << "    nightscout: {url: \"http://127.0.0.1:" << port << "/" << name << "\"}\n";
+        << "    nightscout: {url: \"" << site_url(i, port, shared_host) << "\"}\n";
   }
   return path.string();
 }
 
-// Runs `scout check --config CONFIG --format json`, stdout to `out_path`, stderr to `err_path`.
-RunResult run_check(const std::string& scout, const std::string& config,
-                    const std::string& out_path, const std::string& err_path,
-                    const std::string& state_path = "") {
+pid_t spawn(std::vector<std::string> args, const std::string& out_path, int stderr_fd,
+            const std::string& err_path) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(),
                                    O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  std::vector<std::string> args{scout, "check", "--config", config, "--format", "json"};
-  if (!state_path.empty()) args = {scout, "run", "--once", "--config", config, "--state", state_path};
-  std::vector<char*> argv;
-  for (auto& arg : args) {
-    argv.push_back(arg.data());
+  if (stderr_fd >= 0) {
+    posix_spawn_file_actions_adddup2(&actions, stderr_fd, STDERR_FILENO);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
   }
+  std::vector<char*> argv;
+  for (auto& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
-
-  RunResult result;
-  const auto started = Clock::now();
   pid_t pid = 0;
-  const int spawned = posix_spawn(&pid, scout.c_str(), &actions, nullptr, argv.data(), environ);
+  const int spawned = posix_spawn(&pid, args[0].c_str(), &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   if (spawned != 0) {
-    std::cerr << "bench_check: cannot run " << scout << ": " << std::strerror(spawned) << "\n";
-    return result;
+    std::cerr << "bench_check: cannot run " << args[0] << ": " << std::strerror(spawned) << "\n";
+    return -1;
   }
+  return pid;
+}
+
+// Runs `scout check --config CONFIG --format json`, stdout to `out_path`, stderr to `err_path`.
+RunResult run_check(const std::string& scout, const std::string& config,
+                    const std::string& out_path, const std::string& err_path) {
+  RunResult result;
+  const auto started = Clock::now();
+  const pid_t pid =
+      spawn({scout, "check", "--config", config, "--format", "json"}, out_path, -1, err_path);
+  if (pid < 0) return result;
   int status = 0;
-  rusage usage{};
-  wait4(pid, &status, 0, &usage);
+  waitpid(pid, &status, 0);
   result.seconds = std::chrono::duration<double>(Clock::now() - started).count();
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  result.cpu_seconds = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
-                       static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
-  result.max_rss_kb = usage.ru_maxrss;
-  if (!state_path.empty()) return result;  // run --once: no report to read
 
   std::ifstream in{out_path};
   std::stringstream text;
@@ -196,6 +150,102 @@ RunResult run_check(const std::string& scout, const std::string& config,
   return result;
 }
 
+// CPU seconds (user + system) the process `pid` has used so far (/proc/PID/stat fields 14, 15).
+double cpu_seconds_of(pid_t pid) {
+  std::ifstream in{"/proc/" + std::to_string(pid) + "/stat"};
+  std::string text;
+  std::getline(in, text);
+  const auto close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields{text.substr(close + 2)};
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; fields >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) {
+      stime = std::stoull(field);
+      break;
+    }
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+long peak_rss_kb(pid_t pid) {
+  std::ifstream in{"/proc/" + std::to_string(pid) + "/status"};
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with("VmHWM:")) return std::atol(line.c_str() + 6);
+  }
+  return 0;
+}
+
+struct Tick {
+  double wall_s = 0;  // took_ms of the tick line
+  double cpu_s = 0;   // CPU since the previous tick line (or since spawn)
+  long failed = -1;
+};
+
+struct RunTicks {
+  double startup_s = 0;  // spawn to the first tick line
+  std::vector<Tick> ticks;
+  long rss_kb = 0;
+  std::string problem;
+};
+
+// A long-lived `scout run --log-format json`: reads its tick lines (SPEC §6) as they come.
+RunTicks run_service(const std::string& scout, const std::string& config, const std::string& stem,
+                     int ticks) {
+  RunTicks result;
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    result.problem = "pipe failed";
+    return result;
+  }
+  const auto started = Clock::now();
+  const pid_t pid = spawn({scout, "run", "--config", config, "--state", stem + ".state.json",
+                           "--log-format", "json"},
+                          stem + ".out", pipe_fds[1], "");
+  ::close(pipe_fds[1]);
+  if (pid < 0) {
+    ::close(pipe_fds[0]);
+    result.problem = "spawn failed";
+    return result;
+  }
+  std::ofstream log{stem + ".log"};
+  FILE* in = fdopen(pipe_fds[0], "r");
+  char* line = nullptr;
+  std::size_t capacity = 0;
+  double cpu_before = 0;
+  while (static_cast<int>(result.ticks.size()) < ticks + 1 && getline(&line, &capacity, in) > 0) {
+    log << line;
+    nlohmann::json parsed = nlohmann::json::parse(line, nullptr, false);
+    if (!parsed.is_object() || parsed.value("msg", "") != "tick") continue;
+    const double cpu = cpu_seconds_of(pid);
+    if (result.ticks.empty()) {
+      result.startup_s = std::chrono::duration<double>(Clock::now() - started).count();
+    }
+    Tick tick;
+    tick.wall_s = std::atof(parsed.value("took_ms", "0").c_str()) / 1000.0;
+    tick.failed = std::atol(parsed.value("failed", "-1").c_str());
+    tick.cpu_s = cpu - cpu_before;
+    cpu_before = cpu;
+    result.ticks.push_back(tick);
+  }
+  result.rss_kb = peak_rss_kb(pid);
+  ::kill(pid, SIGTERM);
+  // Keep draining so that a full pipe cannot block its shutdown.
+  while (getline(&line, &capacity, in) > 0) log << line;
+  std::free(line);
+  std::fclose(in);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (static_cast<int>(result.ticks.size()) < ticks + 1) {
+    result.problem = "scout run stopped after " + std::to_string(result.ticks.size()) +
+                     " tick(s); see " + stem + ".log";
+  }
+  return result;
+}
+
 bool parse_args(int argc, char** argv, Options& options) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -206,8 +256,12 @@ bool parse_args(int argc, char** argv, Options& options) {
       options.delay_ms = std::atoi(argv[++i]);
     } else if (arg == "--runs" && has_value) {
       options.runs = std::max(1, std::atoi(argv[++i]));
-    } else if (arg == "--run-once") {
-      options.run_once = true;
+    } else if (arg == "--run") {
+      options.run = true;
+    } else if (arg == "--ticks" && has_value) {
+      options.ticks = std::max(1, std::atoi(argv[++i]));
+    } else if (arg == "--shared-host") {
+      options.shared_host = true;
     } else if (arg == "-h" || arg == "--help") {
       return false;
     } else if (!arg.empty() && arg.find_first_not_of("0123456789") == std::string::npos) {
@@ -224,12 +278,19 @@ bool parse_args(int argc, char** argv, Options& options) {
          std::all_of(options.sizes.begin(), options.sizes.end(), [](int n) { return n > 0; });
 }
 
+template <typename T, typename Key>
+T median_by(std::vector<T> values, Key key) {
+  std::sort(values.begin(), values.end(), [&](const T& a, const T& b) { return key(a) < key(b); });
+  return values[values.size() / 2];
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   Options options;
   if (!parse_args(argc, argv, options)) {
-    std::cerr << "usage: bench_check [--scout PATH] [--delay-ms MS] [--runs R] [N ...]\n";
+    std::cerr << "usage: bench_check [--scout PATH] [--delay-ms MS] [--runs R] [--run [--ticks T]]"
+                 " [--shared-host] [N ...]\n";
     return 64;
   }
   if (::access(options.scout.c_str(), X_OK) != 0) {
@@ -241,55 +302,77 @@ int main(int argc, char** argv) {
   const auto dir =
       std::filesystem::temp_directory_path() / ("scout-bench-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
-  const int largest = *std::max_element(options.sizes.begin(), options.sizes.end());
-  SlowNightscout server{largest + k_spare_threads, options.delay_ms};
-  if (!server.running()) {
-    std::cerr << "bench_check: could not start the loopback server\n";
-    return 1;
-  }
+  bench::SlowNightscout server{options.delay_ms};
+  const char* hosts = options.shared_host ? "one host, a path each" : "a host each";
 
-  if (options.run_once) {
-    // `scout run --once` twice on one state file: the first tick (every patient new) and a
-    // steady one (nothing changed), each with the process's CPU time and peak RSS.
-    std::cout << "scout run --once over N Nightscout sites that each take " << options.delay_ms
-              << " ms to answer (loopback, " << std::thread::hardware_concurrency() << " cores)\n\n"
-              << "| N | first tick: wall | CPU | steady tick: wall | CPU | max RSS |\n"
-              << "|---:|---:|---:|---:|---:|---:|\n";
+  if (options.run) {
+    std::cout << "scout run over N Nightscout sites (" << hosts << ") that each take "
+              << options.delay_ms << " ms to answer (loopback, "
+              << std::thread::hardware_concurrency() << " cores; steady: median of "
+              << options.ticks << " ticks)\n\n"
+              << "| N | first tick: wall | CPU (with start-up) | steady tick: wall | CPU | max RSS "
+                 "| requests | 304 | bytes/steady tick |\n"
+              << "|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+    bool all_ok = true;
     for (const int n : options.sizes) {
-      const std::string config = write_config(dir, n, server.port());
+      const std::string config = write_config(dir, n, server.port(), options.shared_host, "10s");
       const std::string stem = (dir / ("run-" + std::to_string(n))).string();
       std::filesystem::remove(stem + ".state.json");
-      const auto first = run_check(options.scout, config, stem + ".out", stem + ".err", stem + ".state.json");
-      const auto steady = run_check(options.scout, config, stem + ".out", stem + ".err2", stem + ".state.json");
-      char line[256];
-      std::snprintf(line, sizeof line, "| %d | %.2f s | %.2f s | %.2f s | %.2f s | %ld MiB |\n", n,
-                    first.seconds, first.cpu_seconds, steady.seconds, steady.cpu_seconds,
-                    std::max(first.max_rss_kb, steady.max_rss_kb) / 1024);
+      auto& counters = server.counters();
+      const long requests_before = counters.requests;
+      const long long bytes_before = counters.body_bytes;
+      const long not_modified_before = counters.not_modified;
+      const RunTicks run = run_service(options.scout, config, stem, options.ticks);
+      if (!run.problem.empty()) {
+        std::cerr << "bench_check: N=" << n << ": " << run.problem << "\n";
+        all_ok = false;
+        continue;
+      }
+      const Tick& first = run.ticks.front();
+      const std::vector<Tick> steady_ticks(run.ticks.begin() + 1, run.ticks.end());
+      const Tick wall = median_by(steady_ticks, [](const Tick& t) { return t.wall_s; });
+      const Tick cpu = median_by(steady_ticks, [](const Tick& t) { return t.cpu_s; });
+      const long requests = counters.requests - requests_before;
+      const double steady_bytes =
+          static_cast<double>(counters.body_bytes - bytes_before) /
+          static_cast<double>(run.ticks.size());  // the first tick's full answers included
+      char line[320];
+      std::snprintf(line, sizeof line,
+                    "| %d | %.2f s | %.2f s | %.2f s | %.2f s | %ld MiB | %ld | %ld | %.0f |\n", n,
+                    first.wall_s, first.cpu_s, wall.wall_s, cpu.cpu_s, run.rss_kb / 1024, requests,
+                    counters.not_modified - not_modified_before, steady_bytes);
       std::cout << line << std::flush;
-      server.take_requests();
+      for (const auto& tick : run.ticks) {
+        if (tick.failed != 0) {
+          std::cerr << "bench_check: N=" << n << ": a tick had " << tick.failed
+                    << " failed polls; see " << stem << ".log\n";
+          all_ok = false;
+          break;
+        }
+      }
     }
-    std::filesystem::remove_all(dir);
-    return 0;
+    if (all_ok) std::filesystem::remove_all(dir);
+    return all_ok ? 0 : 1;
   }
 
-  std::cout << "scout check over N Nightscout sites that each take " << options.delay_ms
-            << " ms to answer (loopback, " << std::thread::hardware_concurrency() << " cores, "
-            << options.runs << (options.runs == 1 ? " run" : " runs, median") << ")\n\n"
+  std::cout << "scout check over N Nightscout sites (" << hosts << ") that each take "
+            << options.delay_ms << " ms to answer (loopback, "
+            << std::thread::hardware_concurrency() << " cores, " << options.runs
+            << (options.runs == 1 ? " run" : " runs, median") << ")\n\n"
             << "| N | wall time | one-after-another floor (N x " << options.delay_ms
             << " ms) | speed-up | exit | patients with an error |\n"
             << "|---:|---:|---:|---:|---:|---:|\n";
   bool all_ok = true;
   for (const int n : options.sizes) {
-    const std::string config = write_config(dir, n, server.port());
+    const std::string config = write_config(dir, n, server.port(), options.shared_host, "60s");
     std::vector<RunResult> runs;
     for (int r = 0; r < options.runs; ++r) {
       const std::string stem = (dir / ("check-" + std::to_string(n))).string();
+      const long before = server.counters().requests;
       runs.push_back(run_check(options.scout, config, stem + ".json", stem + ".err"));
-      runs.back().requests = server.take_requests();
+      runs.back().requests = server.counters().requests - before;
     }
-    std::sort(runs.begin(), runs.end(),
-              [](const RunResult& a, const RunResult& b) { return a.seconds < b.seconds; });
-    const RunResult& median = runs[runs.size() / 2];
+    const RunResult median = median_by(runs, [](const RunResult& r) { return r.seconds; });
     const double floor_s = n * options.delay_ms / 1000.0;
     char line[256];
     std::snprintf(line, sizeof line, "| %d | %.2f s | %.1f s | %.0fx | %d | %d of %d |\n", n,

@@ -1,22 +1,28 @@
 #include "scout/adapters/nightscout.hpp"
 
 #include <curl/curl.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <ctime>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 
 #include "scout/adapters/crypto.hpp"
@@ -39,7 +45,7 @@ using nlohmann::json;
 
 // An entries list for 36 readings is about 10 KiB; anything this large is not one.
 constexpr std::size_t k_max_body_bytes = std::size_t{4} << 20;
-// At most this many requests at once to one host:port (see fetch_urls).
+// At most this many requests at once to one host:port (see Poller::Impl::run).
 constexpr long k_max_per_host = 256;
 // Answers arriving within this long of each other are handed over together (fetch_each).
 constexpr auto k_hand_over_every = std::chrono::milliseconds{5};
@@ -215,6 +221,8 @@ struct Transfer {
   const core::NightscoutSite* site = nullptr;
   std::string url;
   std::string shown_url;  // redacted
+  std::string if_modified_since;  // an HTTP-date; set for an incremental request only
+  bool close_after = false;  // FORBID_REUSE: the host serves other sites of this poll too
   EasyPtr easy;
   SlistPtr headers;
   std::string body;
@@ -254,6 +262,16 @@ std::string set_up(Transfer& transfer, core::Duration timeout) {
       headers = grown;
     }
   }
+  if (headers != nullptr && !transfer.if_modified_since.empty()) {
+    const std::string line = "If-Modified-Since: " + transfer.if_modified_since;
+    curl_slist* grown = curl_slist_append(headers, line.c_str());
+    if (grown == nullptr) {
+      curl_slist_free_all(headers);
+      headers = nullptr;
+    } else {
+      headers = grown;
+    }
+  }
   if (headers == nullptr) {
     return "could not build the request headers";
   }
@@ -277,9 +295,14 @@ std::string set_up(Transfer& transfer, core::Duration timeout) {
   set(curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L));
   set(curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L));
   set(curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L));
-  // One request per site per poll: close the connection when done rather than parking it
-  // (a parked keep-alive connection ties up a worker on thread-per-connection servers).
-  set(curl_easy_setopt(easy, CURLOPT_FORBID_REUSE, 1L));
+  // A site alone on its host keeps its connection alive for the next poll (SPEC §7). One of
+  // several sites on a host closes it when done: servers that give each connection a worker
+  // (cpp-httplib, Apache prefork) would otherwise have their workers wait on idle kept-alive
+  // connections while libcurl opens more, and stall.
+  set(curl_easy_setopt(easy, CURLOPT_FORBID_REUSE, transfer.close_after ? 1L : 0L));
+  // A 4 KiB receive buffer rather than libcurl's 16 KiB: ten thousand transfers at once hold one
+  // each (an entries answer is read in a few pieces all the same).
+  set(curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 4096L));
   set(curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &on_body));
   set(curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer));
   set(curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer.error_buffer.data()));
@@ -337,6 +360,13 @@ Result<std::vector<Entry>> outcome_of(Transfer& transfer, core::Duration timeout
 
   long status = 0;
   curl_easy_getinfo(transfer.easy.get(), CURLINFO_RESPONSE_CODE, &status);
+  if (status == 304) {
+    // Nothing newer than If-Modified-Since (lib/api/entries/index.js format_entries).
+    if (!transfer.if_modified_since.empty()) return std::vector<Entry>{};
+    return failure(ErrorKind::http_status,
+                   who + " answered HTTP 304 (not modified) to a request without "
+                         "If-Modified-Since");
+  }
   if (status == 401 || status == 403) {
     return failure(ErrorKind::auth, who + " refused the credentials (HTTP " +
                                         std::to_string(status) + "): check token/api_secret");
@@ -493,52 +523,421 @@ std::string api_secret_header_value(const std::string& secret) {
   return sha1_hex(secret);
 }
 
-std::string entries_url(const core::NightscoutSite& site, int count) {
-  return url_for(site, count, percent_encode(site.token));
-}
-
-std::string redacted_entries_url(const core::NightscoutSite& site, int count) {
-  return without_userinfo(url_for(site, count, "***"));
-}
-
 std::string redacted_site_url(const core::NightscoutSite& site) {
   return without_userinfo(base_url(site));
 }
 
 namespace {
 
-// fetch_all with the URLs given: `urls[i]` for `sites[i]` (its credentials), `shown[i]` redacted.
-std::vector<Result<std::vector<Entry>>> fetch_urls(const std::vector<core::NightscoutSite>& sites,
-                                                   const std::vector<std::string>& urls,
-                                                   const std::vector<std::string>& shown,
-                                                   core::Duration timeout,
-                                                   const AnswersCallback& on_answers = nullptr);
+// "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 9110 §5.6.7 IMF-fixdate) of `t`, rounded up to the second:
+// Nightscout compares it with the newest date it would send (ms), so rounding down would make a
+// reading scout already holds count as newer.
+std::string http_date(core::TimePoint t) {
+  static constexpr std::array<const char*, 7> k_days{"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr std::array<const char*, 12> k_months{"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  const auto ms = t.time_since_epoch().count();
+  const std::time_t seconds = static_cast<std::time_t>(ms / 1000 + (ms % 1000 > 0 ? 1 : 0));
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[40];
+  std::snprintf(text, sizeof text, "%s, %02d %s %04d %02d:%02d:%02d GMT",
+                k_days[static_cast<std::size_t>(tm.tm_wday % 7)], tm.tm_mday,
+                k_months[static_cast<std::size_t>(tm.tm_mon % 12)], tm.tm_year + 1900, tm.tm_hour,
+                tm.tm_min, tm.tm_sec);
+  return text;
+}
 
-// Every site's entries URL, with its credentials and redacted for messages.
-std::pair<std::vector<std::string>, std::vector<std::string>> entries_urls(
-    const std::vector<core::NightscoutSite>& sites) {
-  std::pair<std::vector<std::string>, std::vector<std::string>> urls;
-  urls.first.reserve(sites.size());
-  urls.second.reserve(sites.size());
-  for (const auto& site : sites) {
-    urls.first.push_back(entries_url(site));
-    urls.second.push_back(redacted_entries_url(site));
+std::string after_query(std::optional<core::TimePoint> after) {
+  return after ? "&find[date][$gt]=" + std::to_string(after->time_since_epoch().count())
+               : std::string{};
+}
+
+}  // namespace
+
+std::string entries_url(const core::NightscoutSite& site, std::optional<core::TimePoint> after) {
+  return url_for(site, k_entries_count, percent_encode(site.token)) + after_query(after);
+}
+
+std::string redacted_entries_url(const core::NightscoutSite& site,
+                                 std::optional<core::TimePoint> after) {
+  return without_userinfo(url_for(site, k_entries_count, "***")) + after_query(after);
+}
+
+// ----------------------------------------------------------------------------------------------
+// Poller: libcurl multi handles kept for the life of the poller, driven through the multi_socket
+// API (curl_multi_socket_action with one epoll): the work per event is that transfer's, not a
+// walk over every transfer of the poll as curl_multi_perform does. The sites are split by host
+// over k_shards multi handles, because libcurl 7.88 walks its whole DNS cache at the end of every
+// transfer (Curl_hostcache_prune from multi_done): one multi handle over ten thousand hosts is
+// N² per poll, k_shards of them are N²/k_shards. Each shard's connection cache keeps connections
+// alive from one poll to the next (keep-alive; HTTP/2 where a server offers it over TLS), with
+// its DNS cache; sites on one host share a shard, so they share its connections and its
+// per-host limit.
+
+constexpr std::size_t k_shards = 64;
+
+// scheme://[userinfo@]host[:port] of `url` (lower case), for the shard.
+std::string authority_of(const std::string& url) {
+  const auto scheme_end = url.find("://");
+  const auto begin = scheme_end == std::string::npos ? 0 : scheme_end + 3;
+  const auto end = url.find_first_of("/?#", begin);
+  std::string authority = url.substr(0, end == std::string::npos ? url.size() : end);
+  const auto at = authority.rfind('@');
+  if (at != std::string::npos && at >= begin) authority.erase(begin, at + 1 - begin);
+  std::transform(authority.begin(), authority.end(), authority.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return authority;
+}
+
+struct Poller::Impl {
+  struct Shard {
+    Impl* owner = nullptr;
+    std::uint32_t index = 0;
+    MultiPtr multi;
+    // When libcurl wants curl_multi_socket_action(CURL_SOCKET_TIMEOUT) next (TIMERFUNCTION).
+    std::optional<std::chrono::steady_clock::time_point> timer;
+    long max_connects = 0;
+    int running = 0;
+  };
+  int epoll_fd = -1;
+  std::vector<std::unique_ptr<Shard>> shards;
+
+  Impl() {
+    global_init_once();
+    raise_open_file_limit_once();
+    epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    shards.resize(k_shards);
   }
-  return urls;
+  ~Impl() {
+    shards.clear();  // closes the cached connections, which unregister their sockets first
+    if (epoll_fd >= 0) ::close(epoll_fd);
+  }
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+
+  // The shard for `site`, created on first use; nullptr if libcurl cannot make one.
+  Shard* shard_for(const core::NightscoutSite& site) {
+    const std::size_t index = std::hash<std::string>{}(authority_of(site.url)) % k_shards;
+    auto& shard = shards[index];
+    if (!shard) {
+      auto made = std::make_unique<Shard>();
+      made->owner = this;
+      made->index = static_cast<std::uint32_t>(index);
+      made->multi.reset(curl_multi_init());
+      if (!made->multi || epoll_fd < 0) return nullptr;
+      CURLM* multi = made->multi.get();
+      curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, &Impl::on_socket);
+      curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, made.get());
+      curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, &Impl::on_timer);
+      curl_multi_setopt(multi, CURLMOPT_TIMERDATA, made.get());
+      // Many sites on one host:port (a clinic's shared Nightscout host): libcurl searches that
+      // host's connections for every new transfer, so thousands at once cost N². At most this
+      // many run at once per host; the rest wait their turn inside libcurl (their timeout runs
+      // meanwhile) and then reuse the kept-alive connections.
+      curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, k_max_per_host);
+      curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+      shard = std::move(made);
+    }
+    return shard.get();
+  }
+
+  static int on_socket(CURL*, curl_socket_t socket, int what, void* user, void*) {
+    auto* shard = static_cast<Shard*>(user);
+    const int epoll_fd = shard->owner->epoll_fd;
+    if (what == CURL_POLL_REMOVE) {
+      epoll_ctl(epoll_fd, EPOLL_CTL_DEL, socket, nullptr);
+      return 0;
+    }
+    epoll_event event{};
+    event.data.u64 = (std::uint64_t{shard->index} << 32) | static_cast<std::uint32_t>(socket);
+    event.events = ((what & CURL_POLL_IN) != 0 ? EPOLLIN : 0u) |
+                   ((what & CURL_POLL_OUT) != 0 ? EPOLLOUT : 0u);
+    if (epoll_ctl(epoll_fd, EPOLL_CTL_MOD, socket, &event) != 0) {
+      epoll_ctl(epoll_fd, EPOLL_CTL_ADD, socket, &event);
+    }
+    return 0;
+  }
+  static int on_timer(CURLM*, long timeout_ms, void* user) {
+    auto* shard = static_cast<Shard*>(user);
+    if (timeout_ms < 0) {
+      shard->timer.reset();
+    } else {
+      shard->timer = std::chrono::steady_clock::now() + std::chrono::milliseconds{timeout_ms};
+    }
+    return 0;
+  }
+
+  // Runs every transfer at once; answers as fetch_each (on_answers set) or returned in order.
+  std::vector<Result<std::vector<Entry>>> run(std::vector<Transfer>& transfers,
+                                              core::Duration timeout,
+                                              const AnswersCallback& on_answers);
+};
+
+std::vector<Result<std::vector<Entry>>> Poller::Impl::run(std::vector<Transfer>& transfers,
+                                                          core::Duration timeout,
+                                                          const AnswersCallback& on_answers) {
+  std::vector<Result<std::vector<Entry>>> results;
+  if (transfers.empty()) return results;
+
+  std::vector<Shard*> shard_of(transfers.size(), nullptr);
+  std::vector<long> sites_per_shard(k_shards, 0);
+  std::unordered_map<std::string, int> sites_per_host;
+  for (const Transfer& transfer : transfers) ++sites_per_host[authority_of(transfer.site->url)];
+  for (std::size_t i = 0; i < transfers.size(); ++i) {
+    transfers[i].close_after = sites_per_host[authority_of(transfers[i].site->url)] > 1;
+    shard_of[i] = shard_for(*transfers[i].site);
+    if (shard_of[i] != nullptr) ++sites_per_shard[shard_of[i]->index];
+  }
+  for (auto& shard : shards) {
+    if (shard && sites_per_shard[shard->index] > shard->max_connects) {
+      // Room to keep one connection per site alive until the next poll.
+      shard->max_connects = sites_per_shard[shard->index];
+      curl_multi_setopt(shard->multi.get(), CURLMOPT_MAXCONNECTS, shard->max_connects);
+    }
+  }
+
+  std::size_t running_count = 0;
+  for (std::size_t i = 0; i < transfers.size(); ++i) {
+    Transfer& transfer = transfers[i];
+    std::string setup_error =
+        shard_of[i] != nullptr ? set_up(transfer, timeout) : "could not create a libcurl multi handle";
+    if (setup_error.empty() &&
+        curl_multi_add_handle(shard_of[i]->multi.get(), transfer.easy.get()) != CURLM_OK) {
+      setup_error = "could not start the request";
+    }
+    if (!setup_error.empty()) {
+      transfer.done = true;
+      transfer.code = CURLE_FAILED_INIT;
+      std::snprintf(transfer.error_buffer.data(), transfer.error_buffer.size(), "%s",
+                    setup_error.c_str());
+      transfer.easy.reset();
+      continue;
+    }
+    ++running_count;
+  }
+
+  const auto deadline = std::chrono::steady_clock::now() + timeout + k_loop_grace;
+  std::vector<bool> delivered(transfers.size(), false);
+  std::vector<std::pair<std::size_t, Result<std::vector<Entry>>>> pending;
+  auto last_hand_over = std::chrono::steady_clock::now() - k_hand_over_every;
+  const auto collect = [&](Shard& shard) {
+    int queued = 0;
+    while (CURLMsg* message = curl_multi_info_read(shard.multi.get(), &queued)) {
+      if (message->msg != CURLMSG_DONE) continue;
+      void* owner = nullptr;
+      curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE, &owner);
+      auto* transfer = static_cast<Transfer*>(owner);
+      transfer->done = true;
+      transfer->code = message->data.result;
+      const auto index = static_cast<std::size_t>(transfer - transfers.data());
+      if (on_answers) {
+        // Handed over as soon as it is in (SPEC §3: no patient waits for another's Nightscout).
+        pending.emplace_back(index, outcome_of(*transfer, timeout));
+        delivered[index] = true;
+        transfer->body = std::string{};
+      }
+      // Removed now: its connection goes back to the cache for the next poll.
+      curl_multi_remove_handle(shard.multi.get(), transfer->easy.get());
+      if (on_answers) transfer->easy.reset();
+    }
+  };
+  const auto hand_over = [&] {
+    // Answers that came in within k_hand_over_every of each other go together, so that a
+    // thousand sites answering at once are a few batches, not a thousand.
+    const auto now = std::chrono::steady_clock::now();
+    if (on_answers && !pending.empty() && now - last_hand_over >= k_hand_over_every) {
+      on_answers(std::move(pending));
+      pending.clear();
+      last_hand_over = now;
+    }
+  };
+  const auto still_running = [&] {
+    int total = 0;
+    for (const auto& shard : shards) total += shard ? shard->running : 0;
+    return total;
+  };
+  // Failed set-ups are answers too.
+  if (on_answers) {
+    std::vector<std::pair<std::size_t, Result<std::vector<Entry>>>> failed;
+    for (std::size_t i = 0; i < transfers.size(); ++i) {
+      if (transfers[i].done) {
+        failed.emplace_back(i, outcome_of(transfers[i], timeout));
+        delivered[i] = true;
+      }
+    }
+    if (!failed.empty()) on_answers(std::move(failed));
+  }
+  if (running_count > 0) {
+    for (auto& shard : shards) {
+      if (!shard) continue;
+      curl_multi_socket_action(shard->multi.get(), CURL_SOCKET_TIMEOUT, 0, &shard->running);
+      collect(*shard);
+    }
+    hand_over();
+    std::vector<epoll_event> events(1024);
+    while (still_running() > 0 && std::chrono::steady_clock::now() < deadline) {
+      const auto now = std::chrono::steady_clock::now();
+      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+      for (const auto& shard : shards) {
+        if (!shard || !shard->timer) continue;
+        wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(std::max(
+                                  *shard->timer - now, std::chrono::steady_clock::duration{0})));
+      }
+      // Answers held back to travel together wait no longer than k_hand_over_every.
+      if (!pending.empty()) wait = std::min(wait, k_hand_over_every);
+      const int wait_ms =
+          static_cast<int>(std::clamp<std::int64_t>(wait.count(), 0, k_poll_slice_ms));
+      const int ready = epoll_wait(epoll_fd, events.data(), static_cast<int>(events.size()), wait_ms);
+      if (ready < 0 && errno != EINTR) {
+        // Should not happen; avoid a hot loop and let libcurl's timeouts move things on.
+        std::this_thread::sleep_for(std::chrono::milliseconds{10});
+        for (auto& shard : shards) {
+          if (shard) shard->timer = std::chrono::steady_clock::now();
+        }
+      }
+      for (int i = 0; i < ready; ++i) {
+        const epoll_event& event = events[static_cast<std::size_t>(i)];
+        const auto index = static_cast<std::size_t>(event.data.u64 >> 32);
+        const auto socket = static_cast<curl_socket_t>(event.data.u64 & 0xffffffffu);
+        if (index >= shards.size() || !shards[index]) continue;
+        const int mask = ((event.events & EPOLLIN) != 0 ? CURL_CSELECT_IN : 0) |
+                         ((event.events & EPOLLOUT) != 0 ? CURL_CSELECT_OUT : 0) |
+                         ((event.events & (EPOLLERR | EPOLLHUP)) != 0 ? CURL_CSELECT_ERR : 0);
+        Shard& shard = *shards[index];
+        curl_multi_socket_action(shard.multi.get(), socket, mask, &shard.running);
+        collect(shard);
+      }
+      const auto after = std::chrono::steady_clock::now();
+      for (auto& shard : shards) {
+        if (!shard || !shard->timer || after < *shard->timer) continue;
+        curl_multi_socket_action(shard->multi.get(), CURL_SOCKET_TIMEOUT, 0, &shard->running);
+        collect(*shard);
+      }
+      hand_over();
+    }
+  }
+
+  if (on_answers) {
+    std::vector<std::pair<std::size_t, Result<std::vector<Entry>>>> rest = std::move(pending);
+    for (std::size_t i = 0; i < transfers.size(); ++i) {
+      if (delivered[i]) continue;
+      rest.emplace_back(i, outcome_of(transfers[i], timeout));  // timed out
+      if (transfers[i].easy && !transfers[i].done) {
+        curl_multi_remove_handle(shard_of[i]->multi.get(), transfers[i].easy.get());
+      }
+    }
+    if (!rest.empty()) on_answers(std::move(rest));
+    return results;
+  }
+  for (std::size_t i = 0; i < transfers.size(); ++i) {
+    results.push_back(outcome_of(transfers[i], timeout));
+    if (transfers[i].easy && !transfers[i].done) {
+      curl_multi_remove_handle(shard_of[i]->multi.get(), transfers[i].easy.get());
+    }
+  }
+  return results;
+}
+
+Poller::Poller() : impl_(std::make_unique<Impl>()) {}
+Poller::~Poller() = default;
+
+void Poller::fetch_each(const std::vector<EntriesRequest>& requests, core::Duration timeout,
+                        const AnswersCallback& on_answers) {
+  std::vector<Transfer> transfers(requests.size());
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    const EntriesRequest& request = requests[i];
+    transfers[i].site = request.site;
+    transfers[i].url = entries_url(*request.site, request.after);
+    transfers[i].shown_url = redacted_entries_url(*request.site, request.after);
+    if (request.after) transfers[i].if_modified_since = http_date(*request.after);
+  }
+  impl_->run(transfers, timeout, on_answers);
+}
+
+namespace {
+
+std::vector<Transfer> full_transfers(const std::vector<core::NightscoutSite>& sites) {
+  std::vector<Transfer> transfers(sites.size());
+  for (std::size_t i = 0; i < sites.size(); ++i) {
+    transfers[i].site = &sites[i];
+    transfers[i].url = entries_url(sites[i]);
+    transfers[i].shown_url = redacted_entries_url(sites[i]);
+  }
+  return transfers;
 }
 
 }  // namespace
 
 void fetch_each(const std::vector<core::NightscoutSite>& sites, core::Duration timeout,
                 const AnswersCallback& on_answers) {
-  const auto [urls, shown] = entries_urls(sites);
-  fetch_urls(sites, urls, shown, timeout, on_answers);
+  auto transfers = full_transfers(sites);
+  Poller::Impl{}.run(transfers, timeout, on_answers);
 }
 
 std::vector<Result<std::vector<Entry>>> fetch_all(const std::vector<core::NightscoutSite>& sites,
                                                   core::Duration timeout) {
-  const auto [urls, shown] = entries_urls(sites);
-  return fetch_urls(sites, urls, shown, timeout);
+  auto transfers = full_transfers(sites);
+  return Poller::Impl{}.run(transfers, timeout, nullptr);
+}
+
+std::vector<EntriesRequest> RecentEntries::requests(const std::vector<core::NightscoutSite>& sites,
+                                                    core::TimePoint now) {
+  held_.resize(sites.size());
+  std::vector<EntriesRequest> out(sites.size());
+  for (std::size_t i = 0; i < sites.size(); ++i) {
+    const core::NightscoutSite& site = sites[i];
+    Held& held = held_[i];
+    std::string key = site.url + '\n' + site.token + '\n' + site.api_secret;
+    if (held.key != key) held = Held{std::move(key), {}, false, false, false, 0};
+    out[i].site = &site;
+    held.incremental = false;
+    if (!held.valid || held.since_full >= k_full_every) continue;
+    std::optional<core::TimePoint> newest;
+    for (const auto& entry : held.entries) {
+      if (entry.date <= now + core::k_max_future_skew && (!newest || entry.date > *newest)) {
+        newest = entry.date;
+      }
+    }
+    if (!newest) continue;
+    out[i].after = newest;
+    held.incremental = true;
+  }
+  return out;
+}
+
+core::Result<std::vector<Entry>> RecentEntries::fold(std::size_t i,
+                                                     core::Result<std::vector<Entry>> answer) {
+  if (i >= held_.size()) return answer;
+  Held& held = held_[i];
+  if (!answer) {
+    held.valid = false;
+    held.entries.clear();
+    return answer;
+  }
+  const auto newest_first = [](const Entry& a, const Entry& b) { return a.date > b.date; };
+  held.valid = true;
+  if (!held.incremental) {
+    // A full answer goes on as it came. The first one starts each site at its own point of the
+    // cycle, so that the full requests of ten thousand sites are spread over k_full_every polls.
+    held.since_full = held.ever ? 0 : static_cast<unsigned>(i % k_full_every);
+    held.ever = true;
+    held.entries = *answer;
+    std::stable_sort(held.entries.begin(), held.entries.end(), newest_first);
+    return answer;
+  }
+  std::vector<Entry> entries = std::move(*answer);
+  entries.insert(entries.end(), held.entries.begin(), held.entries.end());
+  ++held.since_full;
+  std::stable_sort(entries.begin(), entries.end(), newest_first);
+  entries.erase(std::unique(entries.begin(), entries.end(),
+                            [](const Entry& a, const Entry& b) { return a.date == b.date; }),
+                entries.end());
+  if (entries.size() > static_cast<std::size_t>(k_entries_count)) {
+    entries.resize(static_cast<std::size_t>(k_entries_count));
+  }
+  held.entries = entries;
+  return entries;
 }
 
 Result<VerifyAuth> verify_auth(const core::NightscoutSite& site, core::Duration timeout) {
@@ -594,6 +993,7 @@ Result<std::vector<Entry>> fetch_history(const core::NightscoutSite& site, core:
                                          core::TimePoint to, core::Duration timeout) {
   std::vector<Entry> all;
   core::TimePoint upper = to;
+  Poller::Impl poller;  // one connection for every page
   for (int page = 0; page < k_history_max_pages && upper >= from; ++page) {
     const std::string query = "/api/v1/entries/sgv.json?find[date][$gte]=" +
                               std::to_string(from.time_since_epoch().count()) +
@@ -606,7 +1006,11 @@ Result<std::vector<Entry>> fetch_history(const core::NightscoutSite& site, core:
       url += "&token=" + percent_encode(site.token);
       shown += "&token=***";
     }
-    auto fetched = fetch_urls({site}, {url}, {shown}, timeout);
+    std::vector<Transfer> one(1);
+    one[0].site = &site;
+    one[0].url = std::move(url);
+    one[0].shown_url = std::move(shown);
+    auto fetched = poller.run(one, timeout, nullptr);
     if (!fetched[0]) return tl::unexpected(fetched[0].error());
     auto& entries = *fetched[0];
     if (entries.empty()) break;
@@ -623,140 +1027,5 @@ Result<std::vector<Entry>> fetch_history(const core::NightscoutSite& site, core:
   all.erase(std::unique(all.begin(), all.end()), all.end());
   return all;
 }
-
-namespace {
-
-std::vector<Result<std::vector<Entry>>> fetch_urls(const std::vector<core::NightscoutSite>& sites,
-                                                   const std::vector<std::string>& urls,
-                                                   const std::vector<std::string>& shown,
-                                                   core::Duration timeout,
-                                                   const AnswersCallback& on_answers) {
-  std::vector<Result<std::vector<Entry>>> results;
-  results.reserve(sites.size());
-  if (sites.empty()) {
-    return results;
-  }
-  global_init_once();
-  raise_open_file_limit_once();
-
-  std::vector<Transfer> transfers(sites.size());
-  MultiPtr multi{curl_multi_init()};
-  if (multi) {
-    // Room for one connection per site; MAX_TOTAL_CONNECTIONS and MAX_HOST_CONNECTIONS stay at
-    // their default (unlimited) so every site is asked at once, even many on one host.
-    curl_multi_setopt(multi.get(), CURLMOPT_MAXCONNECTS, static_cast<long>(sites.size()));
-    // Many sites on one host:port (a clinic's shared Nightscout host, the benchmark): libcurl
-    // searches that host's connections for every new transfer, so thousands at once cost N².
-    // At most this many run at once per host; the rest wait their turn inside libcurl (their
-    // timeout runs meanwhile). Sites on different hosts are not limited.
-    curl_multi_setopt(multi.get(), CURLMOPT_MAX_HOST_CONNECTIONS, k_max_per_host);
-  }
-
-  std::size_t running_count = 0;
-  for (std::size_t i = 0; i < sites.size(); ++i) {
-    Transfer& transfer = transfers[i];
-    transfer.site = &sites[i];
-    transfer.url = urls[i];
-    transfer.shown_url = shown[i];
-    std::string setup_error =
-        multi ? set_up(transfer, timeout) : "could not create a libcurl multi handle";
-    if (setup_error.empty() &&
-        curl_multi_add_handle(multi.get(), transfer.easy.get()) != CURLM_OK) {
-      setup_error = "could not start the request";
-    }
-    if (!setup_error.empty()) {
-      transfer.done = true;
-      transfer.code = CURLE_FAILED_INIT;
-      std::snprintf(transfer.error_buffer.data(), transfer.error_buffer.size(), "%s",
-                    setup_error.c_str());
-      transfer.easy.reset();
-      continue;
-    }
-    ++running_count;
-  }
-
-  const auto deadline = std::chrono::steady_clock::now() + timeout + k_loop_grace;
-  std::vector<bool> delivered(sites.size(), false);
-  std::vector<std::pair<std::size_t, Result<std::vector<Entry>>>> pending;
-  auto last_hand_over = std::chrono::steady_clock::now() - k_hand_over_every;
-  const auto collect = [&] {
-    int queued = 0;
-    while (CURLMsg* message = curl_multi_info_read(multi.get(), &queued)) {
-      if (message->msg != CURLMSG_DONE) {
-        continue;
-      }
-      void* owner = nullptr;
-      curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE, &owner);
-      auto* transfer = static_cast<Transfer*>(owner);
-      transfer->done = true;
-      transfer->code = message->data.result;
-      if (on_answers) {
-        // Handed over as soon as it is in (SPEC §3: no patient waits for another's Nightscout).
-        const auto index = static_cast<std::size_t>(transfer - transfers.data());
-        pending.emplace_back(index, outcome_of(*transfer, timeout));
-        delivered[index] = true;
-        curl_multi_remove_handle(multi.get(), transfer->easy.get());
-        transfer->easy.reset();
-        transfer->body = std::string{};
-      }
-    }
-    // Answers that came in within k_hand_over_every of each other go together, so that a
-    // thousand sites answering at once are a few batches, not a thousand.
-    const auto now = std::chrono::steady_clock::now();
-    if (on_answers && !pending.empty() && now - last_hand_over >= k_hand_over_every) {
-      on_answers(std::move(pending));
-      pending.clear();
-      last_hand_over = now;
-    }
-  };
-  // Failed set-ups are answers too.
-  if (on_answers) {
-    std::vector<std::pair<std::size_t, Result<std::vector<Entry>>>> failed;
-    for (std::size_t i = 0; i < transfers.size(); ++i) {
-      if (transfers[i].done) {
-        failed.emplace_back(i, outcome_of(transfers[i], timeout));
-        delivered[i] = true;
-      }
-    }
-    if (!failed.empty()) on_answers(std::move(failed));
-  }
-  if (running_count > 0) {
-    int still_running = 0;
-    curl_multi_perform(multi.get(), &still_running);
-    collect();
-    while (still_running > 0 && std::chrono::steady_clock::now() < deadline) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      const int wait_ms =
-          static_cast<int>(std::clamp<std::int64_t>(left.count(), 1, k_poll_slice_ms));
-      if (curl_multi_poll(multi.get(), nullptr, 0, wait_ms, nullptr) != CURLM_OK) {
-        // Should not happen; avoid a hot loop and let curl_multi_perform report the state.
-        std::this_thread::sleep_for(std::chrono::milliseconds{10});
-      }
-      curl_multi_perform(multi.get(), &still_running);
-      collect();
-    }
-  }
-
-  if (on_answers) {
-    std::vector<std::pair<std::size_t, Result<std::vector<Entry>>>> rest = std::move(pending);
-    for (std::size_t i = 0; i < transfers.size(); ++i) {
-      if (delivered[i]) continue;
-      rest.emplace_back(i, outcome_of(transfers[i], timeout));  // timed out
-      if (transfers[i].easy) curl_multi_remove_handle(multi.get(), transfers[i].easy.get());
-    }
-    if (!rest.empty()) on_answers(std::move(rest));
-    return results;
-  }
-  for (Transfer& transfer : transfers) {
-    results.push_back(outcome_of(transfer, timeout));
-    if (transfer.easy) {
-      curl_multi_remove_handle(multi.get(), transfer.easy.get());
-    }
-  }
-  return results;
-}
-
-}  // namespace
 
 }  // namespace scout::adapters

@@ -568,11 +568,15 @@ class Loader {
                      [](const ConfigProblem& a, const ConfigProblem& b) {
                        return std::tie(a.line, a.column) < std::tie(b.line, b.column);
                      });
+    // Duplicates dropped, first kept: a set of what was seen, not a search of the output (ten
+    // thousand patients with the same warning were 10^8 comparisons).
     std::vector<ConfigProblem> out;
+    out.reserve(problems.size());
+    std::set<std::tuple<int, int, std::string_view>> seen;
     for (auto& p : problems) {
-      if (std::find(out.begin(), out.end(), p) == out.end()) {
-        out.push_back(std::move(p));
-      }
+      if (seen.count({p.line, p.column, p.message}) != 0) continue;
+      out.push_back(std::move(p));  // `out` is reserved: its elements never move
+      seen.emplace(out.back().line, out.back().column, out.back().message);
     }
     return out;
   }

@@ -31,6 +31,7 @@ void log_journal_entry(const core::JournalEntry& entry) {
 Engine::Engine(core::Config config, core::State state, StateStorage& store, JournalSink& journal,
                bool log_journal)
     : config_(std::move(config)),
+      index_(config_),
       state_(std::move(state)),
       log_journal_(log_journal),
       store_(store),
@@ -38,9 +39,9 @@ Engine::Engine(core::Config config, core::State state, StateStorage& store, Jour
 
 Engine::Applied Engine::apply(const core::Event& event, core::TimePoint now, bool defer_save) {
   const std::lock_guard lock{mutex_};
-  core::Transition transition = core::step(config_, state_, event, now);
-  const bool changed = !(transition.state == state_);
-  state_ = std::move(transition.state);
+  // In place (SPEC §7): an event costs what it touches, not a copy of every patient.
+  core::Stepped transition = core::step_in_place(config_, index_, state_, event, now);
+  const bool changed = transition.changed;
   const bool acts = std::any_of(transition.actions.begin(), transition.actions.end(),
                                 [](const core::Action& a) {
                                   return !std::holds_alternative<core::JournalEntry>(a);

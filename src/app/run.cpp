@@ -299,7 +299,7 @@ int Runner::run() {
       [](std::chrono::milliseconds wait) { std::this_thread::sleep_for(wait); });
   ProviderTelephony telephony(chain);
   SystemClock clock;
-  NightscoutSource nightscout(config_.poll.timeout);
+  NightscoutSource nightscout(config_.poll.timeout, clock);
 
   ServiceOptions service_options;
   service_options.listening = listening;

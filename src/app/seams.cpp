@@ -15,18 +15,26 @@ core::Duration SystemClock::monotonic() const {
 }
 
 std::vector<FetchResult> NightscoutSource::fetch(const std::vector<const core::Patient*>& patients) {
-  std::vector<core::NightscoutSite> sites;
-  sites.reserve(patients.size());
-  for (const auto* patient : patients) sites.push_back(patient->nightscout);
-  return adapters::fetch_all(sites, timeout_);
+  std::vector<FetchResult> all(patients.size(),
+                               FetchResult{core::fail(core::ErrorKind::internal, "no answer")});
+  fetch_each(patients, [&](Answers&& answers) {
+    for (auto& [i, answer] : answers) {
+      if (i < all.size()) all[i] = std::move(answer);
+    }
+  });
+  return all;
 }
 
 void NightscoutSource::fetch_each(const std::vector<const core::Patient*>& patients,
                                   const std::function<void(Answers&&)>& on_answers) {
-  std::vector<core::NightscoutSite> sites;
-  sites.reserve(patients.size());
-  for (const auto* patient : patients) sites.push_back(patient->nightscout);
-  adapters::fetch_each(sites, timeout_, [&](auto&& answers) { on_answers(std::move(answers)); });
+  sites_.clear();
+  sites_.reserve(patients.size());
+  for (const auto* patient : patients) sites_.push_back(patient->nightscout);
+  const auto requests = recent_.requests(sites_, clock_.now());
+  poller_.fetch_each(requests, timeout_, [&](auto&& answers) {
+    for (auto& [i, answer] : answers) answer = recent_.fold(i, std::move(answer));
+    on_answers(std::move(answers));
+  });
 }
 
 }  // namespace scout::app

@@ -128,23 +128,15 @@ Message message_for(const PatientState& ps, const ActiveAlarm& a,
 
 class Machine {
  public:
-  Machine(const Config& config, State& state, TimePoint now)
-      : config_(config), state_(state), now_(now) {
-    // One index per event, so finding a patient by name is O(1), not a scan (SPEC §7: a tick's
-    // work grows linearly with the patients).
-    by_name_.reserve(config.patients.size());
-    for (const auto& patient : config.patients) by_name_.emplace(patient.name, &patient);
-  }
+  Machine(const Config& config, const PatientIndex& index, State& state, TimePoint now)
+      : config_(config), index_(index), state_(state), now_(now) {}
 
-  const Patient* patient_named(const std::string& name) const {
-    const auto it = by_name_.find(name);
-    return it == by_name_.end() ? nullptr : it->second;
-  }
+  const Patient* patient_named(const std::string& name) const { return index_.find(name); }
 
   std::vector<Action> actions;
-  // Set by a partial Assessed: the only patients whose time rules run in this event.
-  std::unordered_map<std::string_view, const Patient*> by_name_;
-  std::optional<std::set<std::string>> advance_only_;
+  // Set by a partial Assessed: the only patients whose time rules run in this event (config
+  // order).
+  std::optional<std::vector<const Patient*>> advance_only_;
   std::optional<KeypressReply> reply;
   std::optional<CommandOutcome> command;
 
@@ -192,8 +184,18 @@ class Machine {
   void operator()(const Assessed& e) {
     for (const auto& patient : e.patients) (*this)(patient);
     if (e.partial) {
+      std::vector<std::pair<std::size_t, const Patient*>> named;
+      named.reserve(e.patients.size());
+      for (const auto& patient : e.patients) {
+        if (const auto* p = index_.find(patient.patient)) {
+          named.emplace_back(index_.position(patient.patient), p);
+        }
+      }
+      std::sort(named.begin(), named.end());
+      named.erase(std::unique(named.begin(), named.end()), named.end());
       advance_only_.emplace();
-      for (const auto& patient : e.patients) advance_only_->insert(patient.patient);
+      advance_only_->reserve(named.size());
+      for (const auto& [position, p] : named) advance_only_->push_back(p);
     }
   }
 
@@ -534,10 +536,17 @@ class Machine {
 
   // The time-based rules, for every patient in config order, glucose alarm before data alarm.
   void advance_all() {
-    for (const auto& patient : config_.patients) {
-      if (advance_only_ && advance_only_->count(patient.name) == 0) continue;
+    if (advance_only_) {
+      for (const Patient* patient : *advance_only_) advance_patient(*patient);
+      return;
+    }
+    for (const auto& patient : config_.patients) advance_patient(patient);
+  }
+
+  void advance_patient(const Patient& patient) {
+    {
       const auto it = state_.patients.find(patient.name);
-      if (it == state_.patients.end()) continue;
+      if (it == state_.patients.end()) return;
       PatientState& ps = it->second;
       // SPEC §4.9: a glucose alarm's chain pauses while the data are stale or a data alarm
       // speaks for the patient.
@@ -563,6 +572,7 @@ class Machine {
 
  private:
   const Config& config_;
+  const PatientIndex& index_;
   State& state_;
   TimePoint now_;
   std::vector<std::string> stepped_;  // ids of alarms that ran a step in this event
@@ -962,20 +972,107 @@ std::vector<PlaceCall> undispatched_calls(const Config& config, const State& sta
   return calls;
 }
 
-Transition step(const Config& config, State state, const Event& event, TimePoint now) {
-  Machine machine(config, state, now);
-  machine.drop_removed_patients();
+PatientIndex::PatientIndex(const Config& config) {
+  by_name_.reserve(config.patients.size());
+  for (std::size_t i = 0; i < config.patients.size(); ++i) {
+    by_name_.emplace(config.patients[i].name, std::pair{&config.patients[i], i});
+  }
+}
+
+const Patient* PatientIndex::find(std::string_view name) const {
+  const auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second.first;
+}
+
+std::size_t PatientIndex::position(std::string_view name) const {
+  const auto it = by_name_.find(name);
+  return it == by_name_.end() ? npos : it->second.second;
+}
+
+namespace {
+
+// The events whose rules reach every patient (and the tidying of the whole state with them).
+bool reaches_everyone(const Event& event) {
+  if (const auto* assessed = std::get_if<Assessed>(&event)) return !assessed->partial;
+  return std::holds_alternative<Tick>(event) || std::holds_alternative<ClockJumped>(event);
+}
+
+// Runs the machine on `state` in place. `tidy`: drop removed patients and prune the usage (work
+// over the whole state), done by every step() and by step_in_place() for reaches_everyone.
+Stepped run_machine(const Config& config, const PatientIndex& index, State& state,
+                    const Event& event, TimePoint now, bool tidy) {
+  Machine machine(config, index, state, now);
+  if (tidy) machine.drop_removed_patients();
   if (std::holds_alternative<ClockJumped>(event)) {
     // Times move first: pruning by the jumped clock would forget the last hour's calls.
     std::visit(machine, event);
-    machine.prune_usage();
+    if (tidy) machine.prune_usage();
   } else {
-    machine.prune_usage();
+    if (tidy) machine.prune_usage();
     std::visit(machine, event);
   }
   machine.advance_all();
-  return Transition{std::move(state), std::move(machine.actions), std::move(machine.reply),
-                    std::move(machine.command)};
+  return Stepped{std::move(machine.actions), std::move(machine.reply), std::move(machine.command),
+                 false};
+}
+
+}  // namespace
+
+Transition step(const Config& config, State state, const Event& event, TimePoint now) {
+  const PatientIndex index(config);
+  Stepped stepped = run_machine(config, index, state, event, now, /*tidy=*/true);
+  return Transition{std::move(state), std::move(stepped.actions), std::move(stepped.reply),
+                    std::move(stepped.command)};
+}
+
+Stepped step_in_place(const Config& config, const PatientIndex& index, State& state,
+                      const Event& event, TimePoint now) {
+  if (reaches_everyone(event)) {
+    // Once per tick: the whole state is compared (linear, like the rules themselves).
+    const State before = state;
+    Stepped stepped = run_machine(config, index, state, event, now, /*tidy=*/true);
+    stepped.changed = !(state == before);
+    return stepped;
+  }
+  if (const auto* assessed = std::get_if<Assessed>(&event)) {
+    // A batch of answers: only its patients are looked at, so only they (and the ids, the SMS
+    // in flight and the numbers' usage, which only grow here) can have changed.
+    std::vector<std::pair<const std::string*, std::optional<PatientState>>> before;
+    before.reserve(assessed->patients.size());
+    for (const auto& one : assessed->patients) {
+      const auto it = state.patients.find(one.patient);
+      before.emplace_back(&one.patient, it == state.patients.end()
+                                            ? std::nullopt
+                                            : std::optional<PatientState>{it->second});
+    }
+    const auto next_id = state.next_id;
+    const auto sms = state.sms_in_flight.size();
+    const auto numbers = state.numbers.size();
+    Stepped stepped = run_machine(config, index, state, event, now, /*tidy=*/false);
+    stepped.changed = next_id != state.next_id || sms != state.sms_in_flight.size() ||
+                      numbers != state.numbers.size();
+    for (const auto& [name, old] : before) {
+      if (stepped.changed) break;
+      const auto it = state.patients.find(*name);
+      stepped.changed = (it == state.patients.end()) != !old ||
+                        (old && !(it->second == *old));
+    }
+    // A call or SMS decided means the usage grew even where the sizes did not.
+    stepped.changed = stepped.changed ||
+                      std::any_of(stepped.actions.begin(), stepped.actions.end(),
+                                  [](const Action& a) { return !std::holds_alternative<JournalEntry>(a); });
+    return stepped;
+  }
+  // One call, keypress, SMS or shell command: it changes the state unless it named nothing the
+  // state holds (then only a warning is journaled).
+  Stepped stepped = run_machine(config, index, state, event, now, /*tidy=*/false);
+  stepped.changed = std::any_of(stepped.actions.begin(), stepped.actions.end(), [](const Action& a) {
+    const auto* entry = std::get_if<JournalEntry>(&a);
+    return entry == nullptr ||
+           (entry->type != "unknown_call" && entry->type != "command_ignored");
+  });
+  if (stepped.actions.empty()) stepped.changed = true;
+  return stepped;
 }
 
 std::optional<TimePoint> next_due(const Config& config, const State& state, TimePoint now) {

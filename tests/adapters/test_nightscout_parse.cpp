@@ -170,28 +170,32 @@ TEST_CASE("api_secret_header_value is the lower-case SHA-1 hex of the secret",
   CHECK(api_secret_header_value("") == "da39a3ee5e6b4b0d3255bfef95601890afd80709");
 }
 
-TEST_CASE("entries_url asks for sgv.json with the count", "[nightscout][adapters]") {
+TEST_CASE("entries_url asks for sgv.json with the count, and only what is newer when told",
+          "[nightscout][adapters]") {
   // Given a site without credentials, its URL with a trailing slash by mistake
   const NightscoutSite site{"https://alice.example.org/", "", ""};
   // Then the URL is the v1 sgv endpoint with count, and there is nothing to redact
   CHECK(entries_url(site) == "https://alice.example.org/api/v1/entries/sgv.json?count=36");
-  CHECK(entries_url(site, 10) == "https://alice.example.org/api/v1/entries/sgv.json?count=10");
   CHECK(redacted_entries_url(site) == entries_url(site));
+  // And an incremental request asks for entries after the newest held date (ms), exclusive
+  const scout::core::TimePoint newest{std::chrono::milliseconds{1716580000123}};
+  CHECK(entries_url(site, newest) ==
+        "https://alice.example.org/api/v1/entries/sgv.json?count=36&find[date][$gt]=1716580000123");
 }
 
 TEST_CASE("entries_url keeps a path prefix and url-encodes the token", "[nightscout][adapters]") {
   // Given a site behind a path prefix with a token that needs escaping
   const NightscoutSite site{"https://ns.example.org/alice", "scout-a1b2+c/d", ""};
   // Then the token goes in the query, percent-encoded
-  CHECK(entries_url(site, 5) ==
-        "https://ns.example.org/alice/api/v1/entries/sgv.json?count=5&token=scout-a1b2%2Bc%2Fd");
+  CHECK(entries_url(site) ==
+        "https://ns.example.org/alice/api/v1/entries/sgv.json?count=36&token=scout-a1b2%2Bc%2Fd");
 }
 
 TEST_CASE("redacted_entries_url hides the token and any user:password", "[nightscout][adapters]") {
   // Given a token and a URL that carries credentials
   const NightscoutSite site{"https://user:pw@ns.example.org/alice", "scout-0123456789abcdef", ""};
   // Then neither appears in the redacted forms
-  CHECK(redacted_entries_url(site, 36) ==
+  CHECK(redacted_entries_url(site) ==
         "https://***@ns.example.org/alice/api/v1/entries/sgv.json?count=36&token=***");
   CHECK(redacted_site_url(site) == "https://***@ns.example.org/alice");
 }

@@ -1798,3 +1798,107 @@ TEST_CASE("an SMS in flight moves with a clock jump and is forgotten after a day
   sim.tick(15min + 24h);
   CHECK(sim.state.sms_in_flight.empty());
 }
+
+// ----------------------------------------------------------------------------------------------
+// step_in_place (the engine's form of step, SPEC §7): the same rules, without the copy.
+
+namespace {
+
+// Runs `event` through step() and step_in_place() on two copies of the same state and checks
+// that both give the same actions, reply, command and state; returns the actions.
+std::vector<Action> both_ways(const Config& config, const scout::core::PatientIndex& index,
+                              State& pure, State& in_place, const Event& event, TimePoint now) {
+  auto transition = scout::core::step(config, pure, event, now);
+  auto stepped = scout::core::step_in_place(config, index, in_place, event, now);
+  CHECK(stepped.actions == transition.actions);
+  CHECK(stepped.reply == transition.reply);
+  CHECK(stepped.command == transition.command);
+  // `changed` says whether the state moved (it may say so of an event that only journals).
+  if (!(transition.state == pure)) CHECK(stepped.changed);
+  pure = std::move(transition.state);
+  CHECK(in_place == pure);
+  return stepped.actions;
+}
+
+template <typename T>
+const T* first_of(const std::vector<Action>& actions) {
+  for (const auto& a : actions) {
+    if (const auto* x = std::get_if<T>(&a)) return x;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("step_in_place gives what step gives through a whole escalation of two patients",
+          "[alarm][core]") {
+  // Given Alice and Dave, and the engine's index of them
+  Config config = make_config();
+  Patient dave = make_alice();
+  dave.name = "Dave";
+  dave.phone = k_dave;
+  config.patients.push_back(dave);
+  const scout::core::PatientIndex index(config);
+  State pure;
+  State in_place;
+  // When Alice's batch raises an urgent low while Dave's Nightscout has not answered yet
+  scout::core::Assessed batch;
+  batch.partial = true;
+  batch.patients = {PatientAssessed{"Alice", reading(50)}};
+  auto actions = both_ways(config, index, pure, in_place, batch, k_t0);
+  const auto* call = first_of<PlaceCall>(actions);
+  REQUIRE(call != nullptr);
+  const std::string key = call->call_key;
+  // And Dave answers in range, and the tick ends
+  batch.patients = {PatientAssessed{"Dave", reading(120)}};
+  both_ways(config, index, pure, in_place, batch, k_t0 + 1s);
+  both_ways(config, index, pure, in_place, Tick{}, k_t0 + 2s);
+  // And the call is placed, rings out unanswered, and the contacts' step comes due
+  both_ways(config, index, pure, in_place, CallPlaced{key, "vonage", "uuid-1", ""}, k_t0 + 3s);
+  actions = both_ways(config, index, pure, in_place,
+                      CallUpdate{key, "uuid-1", CallProgress::unanswered, "timeout"}, k_t0 + 40s);
+  const auto later = both_ways(config, index, pure, in_place, Tick{}, k_t0 + 5min);
+  actions.insert(actions.end(), later.begin(), later.end());
+  const auto* sms = first_of<SendSms>(actions);
+  REQUIRE(sms != nullptr);
+  both_ways(config, index, pure, in_place,
+            SmsResult{sms->sms_key, "Alice", sms->alarm_id, sms->to, true, "vonage", "", ""},
+            k_t0 + 5min + 1s);
+  // And a webhook for a call nobody knows changes nothing
+  const auto unknown = scout::core::step_in_place(
+      config, index, in_place, CallUpdate{"c999", "nope", CallProgress::answered, ""},
+      k_t0 + 6min);
+  CHECK_FALSE(unknown.changed);
+  CHECK(in_place == pure);
+  // And a batch that repeats what is known of Dave changes nothing
+  batch.patients = {PatientAssessed{"Dave", reading(120)}};
+  both_ways(config, index, pure, in_place, batch, k_t0 + 1s);
+  State again = in_place;
+  const auto same = scout::core::step_in_place(config, index, again, batch, k_t0 + 1s);
+  CHECK_FALSE(same.changed);
+  // Then the two ways agree to the end
+  CHECK(in_place == pure);
+}
+
+TEST_CASE("step_in_place drops a patient removed from the config at the next Tick",
+          "[alarm][core]") {
+  // Given a state that still holds Zed, who is no longer in the config
+  const Config config = make_config();
+  const scout::core::PatientIndex index(config);
+  State state;
+  state.patients["Zed"] = PatientState{};
+  // When a batch of Alice's answers is applied, Zed is not looked at (the batch costs its own
+  // patients only)
+  scout::core::Assessed batch;
+  batch.partial = true;
+  batch.patients = {PatientAssessed{"Alice", reading(120)}};
+  scout::core::step_in_place(config, index, state, batch, k_t0);
+  CHECK(state.patients.count("Zed") == 1);
+  // Then the Tick that ends the tick drops Zed, journaled, as step() does at any event
+  const auto ticked = scout::core::step_in_place(config, index, state, Tick{}, k_t0 + 1s);
+  CHECK(state.patients.count("Zed") == 0);
+  CHECK(ticked.changed);
+  const auto* removed = first_of<JournalEntry>(ticked.actions);
+  REQUIRE(removed != nullptr);
+  CHECK(removed->type == "patient_removed");
+}

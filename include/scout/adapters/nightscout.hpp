@@ -2,6 +2,8 @@
 // Nightscout API v1 client (SPEC §3, protocols.md §1): the pure parser and the concurrent poller.
 
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,12 +29,15 @@ inline constexpr int k_entries_count = 36;
 // sha1 hex (lower case) of `secret`, the value of the api-secret header (protocols.md §1.5).
 std::string api_secret_header_value(const std::string& secret);
 
-// The URL scout fetches for `site`: {url}/api/v1/entries/sgv.json?count=N[&token=...].
-std::string entries_url(const core::NightscoutSite& site, int count = k_entries_count);
+// The URL scout fetches for `site`: {url}/api/v1/entries/sgv.json?count=k_entries_count
+// [&token=...][&find[date][$gt]=AFTER] (AFTER in ms since the epoch: only entries newer than it).
+std::string entries_url(const core::NightscoutSite& site,
+                        std::optional<core::TimePoint> after = std::nullopt);
 
 // The same URL with the token replaced by "***", for logs and messages. A user:password in the
 // URL is replaced by "***" too.
-std::string redacted_entries_url(const core::NightscoutSite& site, int count = k_entries_count);
+std::string redacted_entries_url(const core::NightscoutSite& site,
+                                 std::optional<core::TimePoint> after = std::nullopt);
 
 // The site's base URL (no trailing '/'), with any user:password replaced by "***", for logs.
 std::string redacted_site_url(const core::NightscoutSite& site);
@@ -43,9 +48,9 @@ std::string redacted_site_url(const core::NightscoutSite& site);
 // what happened: auth (401/403), http_status (other non-2xx, with the code), timeout, network,
 // not_json (HTML page), malformed_json. TLS certificates are verified. Redirects are not
 // followed (a 3xx is http_status naming the target): following one would resend the
-// credentials to wherever it points. Each connection is closed after its one request.
-// All sites are asked at once, however many; the first call raises the soft RLIMIT_NOFILE to
-// the hard limit so 1000 sites fit. Returns after at most about `timeout` (+ a few seconds of
+// credentials to wherever it points. All sites are asked at once, however many (at most 256 at
+// a time per host:port, the rest queued); the first call raises the soft RLIMIT_NOFILE to
+// the hard limit so 10,000 sites fit. A one-shot poll (a Poller for one call). Returns after at most about `timeout` (+ a few seconds of
 // grace that only a libcurl bug could use). Requires: timeout > 0 (smaller is taken as 1 ms).
 // Thread-safety: may be called from any one thread at a time per process.
 std::vector<core::Result<std::vector<core::Entry>>> fetch_all(
@@ -60,6 +65,72 @@ using AnswersCallback = std::function<void(
 // site gets exactly one outcome; those still running at the timeout come last, as timeouts.
 void fetch_each(const std::vector<core::NightscoutSite>& sites, core::Duration timeout,
                 const AnswersCallback& on_answers);
+
+// One request of Poller::fetch_each. `site` must outlive the call.
+struct EntriesRequest {
+  const core::NightscoutSite* site = nullptr;
+  // The newest reading date scout holds from the site, or nullopt for the newest
+  // k_entries_count. With it the request is incremental: `find[date][$gt]=AFTER` and
+  // `If-Modified-Since: AFTER` (rounded up to the second), and the answer holds only what is
+  // newer: empty when nothing is, a 304 included (Nightscout 15 answers 304 when the newest date
+  // it would send is at or before If-Modified-Since: lib/api/entries/index.js format_entries).
+  std::optional<core::TimePoint> after;
+};
+
+// A poller that lives as long as the service (SPEC §7): one libcurl multi handle driven through
+// curl_multi_socket_action and epoll, so a poll's work grows with its transfers and nothing
+// else; connections (keep-alive, HTTP/2 multiplexing over TLS where offered) and the DNS cache
+// are kept from one poll to the next. Thread-safety: one thread at a time.
+class Poller {
+ public:
+  Poller();
+  ~Poller();
+  Poller(const Poller&) = delete;
+  Poller& operator=(const Poller&) = delete;
+  // fetch_each over `requests`: every answer handed to `on_answers` as it arrives, exactly one per
+  // request (index into `requests`), errors as fetch_all's.
+  void fetch_each(const std::vector<EntriesRequest>& requests, core::Duration timeout,
+                  const AnswersCallback& on_answers);
+  struct Impl;  // defined in nightscout.cpp only
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// What scout holds of each site between polls, so that a poll asks only for what is new (SPEC §7,
+// issue 8: ten thousand full answers a minute are ~90 MB of JSON): each site's newest
+// k_entries_count entries. Pure (no I/O); one per poller. Thread-safety: one thread at a time.
+class RecentEntries {
+ public:
+  // Every this many polls a site is asked for its newest k_entries_count in full all the same
+  // (spread over the sites): that catches entries an uploader backfilled behind the newest (a
+  // phone sending the hour it missed) and entries deleted or corrected on the site.
+  static constexpr unsigned k_full_every = 30;
+  // The requests of one poll of `sites` (index i for sites[i]) at `now`: incremental after the
+  // newest held entry that is not in the future (at most core::k_max_future_skew ahead of `now`,
+  // so one entry from a phone with a wrong clock cannot hide the real ones), else in full: when
+  // nothing is held, after a failed poll, when the site's URL or credentials changed, and every
+  // k_full_every polls. `sites` must outlive the requests.
+  std::vector<EntriesRequest> requests(const std::vector<core::NightscoutSite>& sites,
+                                       core::TimePoint now);
+  // Folds sites[i]'s answer to the last requests() in and returns the site's newest
+  // k_entries_count entries (newest first; for an entry date answered again, the newer answer's),
+  // what a full request would have answered; an error is returned as it is and drops what was
+  // held.
+  core::Result<std::vector<core::Entry>> fold(std::size_t i,
+                                              core::Result<std::vector<core::Entry>> answer);
+
+ private:
+  struct Held {
+    std::string key;  // url, token and api_secret it was read with
+    std::vector<core::Entry> entries;
+    bool valid = false;
+    bool incremental = false;  // the last request was
+    bool ever = false;
+    unsigned since_full = 0;
+  };
+  std::vector<Held> held_;
+};
 
 // The history of `site` between `from` and `to` (inclusive), for `scout replay`: GET
 // {url}/api/v1/entries/sgv.json?find[date][$gte]=FROM&find[date][$lte]=TO&count=k_history_page,

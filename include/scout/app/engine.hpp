@@ -1,6 +1,6 @@
 #pragma once
 // The engine of `scout run` (SPEC §4, §6): owns the alarm state, applies events to the pure
-// machine (core::step) under one mutex, saves the state after every change, writes the journal
+// machine (core::step_in_place) under one mutex, saves the state after every change, writes the journal
 // and logs every transition. Thread-safe: the poll loop, the webhook listener and the workers
 // that talk to providers all call apply(); none of them holds the lock during network I/O.
 #include <chrono>
@@ -28,7 +28,7 @@ class Engine {
     std::optional<core::CommandOutcome> command;  // for a core::ShellCommand
   };
 
-  // Applies `event` at `now`: core::step, then (when the state changed, or an earlier save
+  // Applies `event` at `now`: core::step_in_place, then (when the state changed, or an earlier save
   // failed) StateStore::save, then one journal line and one log line per JournalEntry
   // (info/warn/error as the entry says). A failed save or journal write is logged at error level
   // and does not stop scout: the state in memory stays authoritative and every later event tries
@@ -60,6 +60,7 @@ class Engine {
  private:
   mutable std::mutex mutex_;
   const core::Config config_;
+  const core::PatientIndex index_;  // of config_
   core::State state_;
   // The last save failed (mutable: save() is const): save on the next event even if nothing
   // changed.

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "scout/adapters/nightscout.hpp"
 #include "scout/adapters/providers.hpp"
 #include "scout/adapters/state_store.hpp"
 #include "scout/core/alarm.hpp"
@@ -93,18 +94,26 @@ class CgmSource {
   }
 };
 
-// Each patient's Nightscout (adapters::fetch_all: all at once, `timeout` per request; errors as
-// fetch_all documents them).
+// Each patient's Nightscout, through one adapters::Poller for the life of the source (connections
+// kept alive across polls) and adapters::RecentEntries (after the first poll a site is asked only
+// for what is newer than what scout holds, SPEC §7): each answer is the site's newest
+// adapters::k_entries_count entries, as a full request would be. `timeout` per request; errors
+// as adapters::fetch_all documents them. `clock` (the wall clock: which held entries are in the
+// future) must outlive the source.
 class NightscoutSource final : public CgmSource {
  public:
-  explicit NightscoutSource(core::Duration timeout) : timeout_(timeout) {}
+  NightscoutSource(core::Duration timeout, const Clock& clock) : timeout_(timeout), clock_(clock) {}
   std::vector<FetchResult> fetch(const std::vector<const core::Patient*>& patients) override;
-  // adapters::fetch_each: each answer as it arrives.
+  // Each answer as it arrives.
   void fetch_each(const std::vector<const core::Patient*>& patients,
                   const std::function<void(Answers&&)>& on_answers) override;
 
  private:
   core::Duration timeout_;
+  const Clock& clock_;
+  adapters::Poller poller_;
+  adapters::RecentEntries recent_;
+  std::vector<core::NightscoutSite> sites_;
 };
 
 // ---------------------------------------------------------------------------------------------

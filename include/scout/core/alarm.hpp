@@ -9,6 +9,8 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -400,6 +402,38 @@ struct Transition {
 //
 // Deterministic: the same (config, state, event, now) gives the same result. Never throws.
 Transition step(const Config& config, State state, const Event& event, TimePoint now);
+
+// The patients of `config` by name, with their place in config order: built once per config (O(N))
+// so that no event has to (SPEC §7: a tick's work grows linearly with the patients). `config`
+// must outlive it and not change.
+class PatientIndex {
+ public:
+  static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+  explicit PatientIndex(const Config& config);
+  const Patient* find(std::string_view name) const;  // nullptr when no such patient
+  std::size_t position(std::string_view name) const;  // index in config.patients, or npos
+ private:
+  std::unordered_map<std::string_view, std::pair<const Patient*, std::size_t>> by_name_;
+};
+
+// What step_in_place() did.
+struct Stepped {
+  std::vector<Action> actions;
+  std::optional<KeypressReply> reply;
+  std::optional<CommandOutcome> command;
+  bool changed = false;  // the state is not what it was (so it needs saving)
+};
+
+// step() on `state` in place, for the engine (issue 8, SPEC §7): the same rules, actions, reply
+// and state as step() gives, except that patients no longer in the config are dropped, and old
+// usage pruned, only by the events that reach every patient (Tick, ClockJumped, a full
+// Assessed), not by every event. Nothing is copied but what the event touches: a partial
+// Assessed costs its own patients (and `changed` compares only them), a call, keypress, SMS or
+// shell command event counts as a change unless it only journals unknown_call /
+// command_ignored, and Tick and ClockJumped cost the whole state once. `index` is of `config`.
+// Never throws (but std::bad_alloc).
+Stepped step_in_place(const Config& config, const PatientIndex& index, State& state,
+                      const Event& event, TimePoint now);
 
 // The earliest time at which a Tick would change something: a step due by time, a repeat, a
 // snooze end, a call reaching k_call_outcome_timeout. nullopt when nothing is pending. The run
