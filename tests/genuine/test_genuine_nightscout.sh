@@ -103,4 +103,39 @@ check "validate --online catches it (exit 78)" test "$(rc_of "$scout" validate -
 check "  with verifyauth" grep -q "does not accept the token (verifyauth: UNAUTHORIZED)" "$work/err"
 c=$(config good-public "$public" "      token: $public_token")
 check "validate --online: a good token on a public site" test "$(rc_of "$scout" validate --online --config "$c")" = 0
+
+# Incremental reads (SPEC §7): what scout relies on from Nightscout 15, then scout itself.
+newest=$(curl -sf "$locked/api/v1/entries/sgv.json?count=1&token=$locked_token" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["date"])')
+since=$(date -u -d "@$(((newest + 999) / 1000))" '+%a, %d %b %Y %H:%M:%S GMT')
+incremental() {  # the request scout makes after the newest reading it holds: prints the dates
+  local code
+  code=$(curl -s -o "$work/inc.json" -w '%{http_code}' -H "If-Modified-Since: $since" \
+    "$locked/api/v1/entries/sgv.json?count=36&token=$locked_token&find%5Bdate%5D%5B%24gt%5D=$newest")
+  if [ "$code" = 304 ]; then return 0; fi
+  [ "$code" = 200 ] || fail "incremental request answered HTTP $code"
+  python3 -c 'import json,sys; print(" ".join(str(e["date"]) for e in json.load(open(sys.argv[1]))))' "$work/inc.json"
+}
+check "find[date][\$gt] with If-Modified-Since: nothing newer is no entry" test -z "$(incremental)"
+c=$(config incremental "$locked" "      token: $locked_token")
+sed -i 's/^units: mg\/dL$/units: mg\/dL\npoll: {interval: 10s, timeout: 5s}/' "$c"
+"$scout" --log-level debug run --config "$c" >"$work/run.out" 2>"$work/run.err" &
+run_pid=$!
+pids+=("$run_pid")
+wait_for() {  # wait_for PATTERN FILE: at most 40 s
+  for _ in $(seq 1 400); do grep -q "$1" "$2" && return 0; sleep 0.1; done
+  return 1
+}
+check "scout run reads the newest reading (48 mg/dL) at its first tick" wait_for "Alice: 48 mg/dL" "$work/run.err"
+next=$((newest + 300000))
+iso=$(date -u -d "@$((next / 1000))" +%Y-%m-%dT%H:%M:%S.000Z)
+curl -sf -X POST -H "api-secret: $sha1" -H 'Content-Type: application/json' -H 'Accept: application/json' \
+  "$locked/api/v1/entries" \
+  -d "[{\"type\":\"sgv\",\"sgv\":41,\"date\":$next,\"dateString\":\"$iso\",\"direction\":\"SingleDown\"}]" \
+  >/dev/null || fail "uploading a newer entry"
+check "find[date][\$gt] then answers exactly the newer entry" test "$(incremental)" = "$next"
+check "scout run sees the newer reading (41 mg/dL) at a later tick" wait_for "Alice: 41 mg/dL" "$work/run.err"
+kill "$run_pid" 2>/dev/null || true
+wait "$run_pid" 2>/dev/null || true
+check "  and no poll of it failed" bash -c "! grep -q 'cannot read the Nightscout' '$work/run.err'"
 echo "test_genuine_nightscout: all passed"
