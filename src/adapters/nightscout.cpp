@@ -302,7 +302,7 @@ std::string set_up(Transfer& transfer, core::Duration timeout) {
   set(curl_easy_setopt(easy, CURLOPT_FORBID_REUSE, transfer.close_after ? 1L : 0L));
   // A 4 KiB receive buffer rather than libcurl's 16 KiB: ten thousand transfers at once hold one
   // each (an entries answer is read in a few pieces all the same).
-  set(curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 4096L));
+  set(curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 1024L));
   set(curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &on_body));
   set(curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer));
   set(curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer.error_buffer.data()));

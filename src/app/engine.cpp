@@ -98,6 +98,15 @@ core::Status Engine::save() const {
   return saved;
 }
 
+core::Status Engine::flush() {
+  const std::lock_guard lock{mutex_};
+  if (!deferred_) return {};
+  auto saved = store_.save(state_);
+  note_save(saved);
+  if (saved) deferred_ = false;
+  return saved;
+}
+
 bool Engine::saved() const {
   const std::lock_guard lock{mutex_};
   return !unsaved_;

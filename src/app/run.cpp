@@ -428,6 +428,7 @@ int Runner::run() {
       last_call_poll = clock.now();
     }
     service.advance();
+    (void)service.flush();  // a failure is logged by the engine (once a minute) and retried
     // Sleep until the next poll, the next due time, or a wake-up; at most 1 s at a time so
     // that a wall-clock jump cannot stall the loop.
     auto wake_at = next_poll;

@@ -309,8 +309,11 @@ std::vector<core::Action> Service::carry_out(const core::Action& action) {
     if (options_.on_outbound) options_.on_outbound(out);
     const auto sent = telephony_.place_call(request_for(*call, out.text));
     if (sent) {
+      // Saved with the next save (at most about a second later, Service::flush): a restart
+      // before that finds the call at the provider (recover_calls), and a mass event does not
+      // rewrite the state file once per call.
       applied = engine_->apply(core::CallPlaced{call->call_key, sent->provider, sent->id, out.text},
-                               clock_.now());
+                               clock_.now(), /*defer_save=*/true);
     } else {
       applied = engine_->apply(core::CallNotPlaced{call->call_key, sent.error().message, out.text},
                                clock_.now());
@@ -333,7 +336,8 @@ std::vector<core::Action> Service::carry_out(const core::Action& action) {
     } else {
       result.error = sent.error().message;
     }
-    applied = engine_->apply(result, clock_.now());
+    // Deferred like CallPlaced: a restart before the save sends it again (at least once).
+    applied = engine_->apply(result, clock_.now(), /*defer_save=*/true);
   }
   return std::move(applied.outbound);
 }
@@ -537,10 +541,12 @@ void Service::poll_calls_placed_before(core::TimePoint before) {
     // A call resource that says `completed` was answered (an unanswered call ends as
     // unanswered, busy, timeout, ...); polling may never have seen it in progress.
     if (status->progress == core::CallProgress::completed) {
-      apply(core::CallUpdate{call.key, call.call_id, core::CallProgress::answered, "polled"});
+      apply(core::CallUpdate{call.key, call.call_id, core::CallProgress::answered, "polled"},
+            /*defer_save=*/true);
     }
     if (status->progress != core::CallProgress::ringing) {
-      apply(core::CallUpdate{call.key, call.call_id, status->progress, status->detail});
+      apply(core::CallUpdate{call.key, call.call_id, status->progress, status->detail},
+            /*defer_save=*/true);
     }
   }
 }
@@ -557,9 +563,14 @@ void Service::advance() {
 
 std::optional<core::TimePoint> Service::next_due() const { return engine_->next_due(clock_.now()); }
 
+core::Status Service::flush() { return engine_->flush(); }
+
 std::optional<core::KeypressReply> Service::deliver(const core::Event& event) {
   notice_clock_jump();
-  auto applied = engine_->apply(event, clock_.now());
+  // A call's progress is saved with the next save (a restart asks the provider again); a
+  // keypress (an acknowledgement, an escalation) is saved before it is answered.
+  const bool progress_only = std::holds_alternative<core::CallUpdate>(event);
+  auto applied = engine_->apply(event, clock_.now(), progress_only);
   auto reply = std::move(applied.reply);
   if (reply && reply->message) reply->text = render_now(reply->patient, *reply->message, clock_.now());
   dispatch(std::move(applied.outbound));

@@ -220,3 +220,31 @@ TEST_CASE("a patient is called as soon as their Nightscout answers, not after th
   // The tick saved the state before that call (save before acting) and once more at its end.
   CHECK(storage.saves() >= 2);
 }
+
+TEST_CASE("a call's progress is saved with the next flush, a keypress at once", "[app][service]") {
+  // Given a service with a listener that has called Alice about 50 mg/dL
+  World w({entry(k_t0 - 1min, 50)}, /*listening=*/true);
+  w.tick_at(0s);
+  const auto state = w.service->state();
+  const auto& call = state.patients.at("Alice").glucose->calls.front();
+  // When a webhook says the call was answered (not yet acknowledged: ack is a keypress)
+  const int before = w.storage.saves();
+  w.service->deliver(scout::core::CallUpdate{call.key, call.call_id,
+                                             scout::core::CallProgress::answered, "answered"});
+  // Then nothing is written yet (a mass event must not write the state file once per call)
+  CHECK(w.storage.saves() == before);
+  CHECK(w.storage.last()->patients.at("Alice").glucose->calls.front().progress !=
+        scout::core::CallProgress::answered);
+  // When the run loop flushes, the progress is saved, once
+  REQUIRE(w.service->flush());
+  CHECK(w.storage.saves() == before + 1);
+  CHECK(w.storage.last()->patients.at("Alice").glucose->calls.front().progress ==
+        scout::core::CallProgress::answered);
+  REQUIRE(w.service->flush());
+  CHECK(w.storage.saves() == before + 1);
+  // When Alice presses 1, the acknowledgement is saved before the reply is spoken
+  const auto reply = w.service->deliver(scout::core::Keypress{call.key, call.call_id, "1"});
+  REQUIRE(reply);
+  CHECK(w.storage.saves() == before + 2);
+  CHECK(w.storage.last()->patients.at("Alice").glucose->acknowledged_at.has_value());
+}

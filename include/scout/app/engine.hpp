@@ -51,6 +51,9 @@ class Engine {
   std::optional<core::TimePoint> next_due(core::TimePoint now) const;
   // Saves the current state unconditionally (at shutdown). Errors as StateStore::save.
   core::Status save() const;
+  // Saves the current state if a deferred change waits for its save (else does nothing and
+  // succeeds). Errors as StateStore::save.
+  core::Status flush();
   // False while the newest state is not saved (the last save failed).
   bool saved() const;
   // The state in memory is not saved yet: the next event saves it even if nothing changed.

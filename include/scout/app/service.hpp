@@ -125,6 +125,12 @@ class Service {
   void stop();
   // Saves the state unconditionally (StateStorage::save).
   core::Status save() const;
+  // Saves the state if a change is waiting for its save: a batch of answers without calls, a
+  // call placed or progressing (CallPlaced, CallUpdate), an SMS result. Changes that carry a
+  // call or SMS to make, keypresses and shell commands are saved at once. The run loop calls
+  // this every pass (at most about 1 s apart), so a mass event writes the state file about once
+  // a second, not once per call (SPEC §6, §7). Errors as save().
+  core::Status flush();
   // False while the newest state is not saved (the last save failed, SPEC §6): every later event
   // tries again. mark_unsaved() says so for a save that failed before the service existed.
   bool state_saved() const { return engine_->saved(); }
