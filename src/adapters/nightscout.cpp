@@ -594,11 +594,11 @@ struct Poller::Impl {
   struct Shard {
     Impl* owner = nullptr;
     std::uint32_t index = 0;
-    MultiPtr multi;
     // When libcurl wants curl_multi_socket_action(CURL_SOCKET_TIMEOUT) next (TIMERFUNCTION).
     std::optional<std::chrono::steady_clock::time_point> timer;
     long max_connects = 0;
     int running = 0;
+    MultiPtr multi;  // last: destroyed first, while its callbacks can still reach the rest
   };
   int epoll_fd = -1;
   std::vector<std::unique_ptr<Shard>> shards;
