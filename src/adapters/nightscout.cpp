@@ -899,7 +899,9 @@ std::vector<EntriesRequest> RecentEntries::requests(const std::vector<core::Nigh
         newest = entry.date;
       }
     }
-    if (!newest) continue;
+    // Late data are read in full: when a reading is overdue, what a full request answers (a
+    // backfill after a gap, a server that does not filter by date) matters most.
+    if (!newest || *newest < now - RecentEntries::k_incremental_while) continue;
     out[i].after = newest;
     held.incremental = true;
   }

@@ -286,3 +286,20 @@ TEST_CASE("Poller answers 304 to a request in full as an error, not as nothing n
   CHECK(got[0].error().kind == ErrorKind::http_status);
   CHECK(got[0].error().message.find("304") != std::string::npos);
 }
+
+TEST_CASE("RecentEntries reads a site in full while its newest reading is overdue",
+          "[nightscout][adapters]") {
+  // Given a site whose newest held reading is 9 minutes old
+  const std::vector<NightscoutSite> sites{{"https://alice.example.org", "", ""}};
+  RecentEntries recent;
+  recent.requests(sites, k_now);
+  REQUIRE(recent.fold(0, every_five_minutes(6, 9min)));
+  // Then the next poll is incremental
+  CHECK(recent.requests(sites, k_now)[0].after.has_value());
+  REQUIRE(recent.fold(0, std::vector<Entry>{}));
+  // When no newer reading came and the newest is now 11 minutes old
+  // Then every poll asks in full (a backfill, or a server that does not filter by date)
+  CHECK_FALSE(recent.requests(sites, k_now + 2min)[0].after.has_value());
+  REQUIRE(recent.fold(0, every_five_minutes(6, 11min)));
+  CHECK_FALSE(recent.requests(sites, k_now + 3min)[0].after.has_value());
+}

@@ -106,11 +106,16 @@ class RecentEntries {
   // (spread over the sites): that catches entries an uploader backfilled behind the newest (a
   // phone sending the hour it missed) and entries deleted or corrected on the site.
   static constexpr unsigned k_full_every = 30;
+  // A site whose newest held reading is older than this is read in full at every poll: late
+  // data (a sensor warming up, a phone out of range, an uploader backfilling a gap) are when
+  // what a full request answers matters most, and cost full answers only while they last.
+  static constexpr core::Duration k_incremental_while = std::chrono::minutes{10};
   // The requests of one poll of `sites` (index i for sites[i]) at `now`: incremental after the
   // newest held entry that is not in the future (at most core::k_max_future_skew ahead of `now`,
   // so one entry from a phone with a wrong clock cannot hide the real ones), else in full: when
-  // nothing is held, after a failed poll, when the site's URL or credentials changed, and every
-  // k_full_every polls. `sites` must outlive the requests.
+  // nothing is held, when that entry is older than k_incremental_while, after a failed poll,
+  // when the site's URL or credentials changed, and every k_full_every polls. `sites` must
+  // outlive the requests.
   std::vector<EntriesRequest> requests(const std::vector<core::NightscoutSite>& sites,
                                        core::TimePoint now);
   // Folds sites[i]'s answer to the last requests() in and returns the site's newest
