@@ -50,8 +50,8 @@ std::string redacted_site_url(const core::NightscoutSite& site);
 // followed (a 3xx is http_status naming the target): following one would resend the
 // credentials to wherever it points. All sites are asked at once, however many (at most 256 at
 // a time per host:port, the rest queued); the first call raises the soft RLIMIT_NOFILE to
-// the hard limit so 10,000 sites fit. A one-shot poll (a Poller for one call). Returns after at most about `timeout` (+ a few seconds of
-// grace that only a libcurl bug could use). Requires: timeout > 0 (smaller is taken as 1 ms).
+// the hard limit so 10,000 sites fit. A one-shot poll (a Poller for one call). Returns after at
+// most about `timeout` (+ a few seconds of grace that only a libcurl bug could use). Requires: timeout > 0 (smaller is taken as 1 ms).
 // Thread-safety: may be called from any one thread at a time per process.
 std::vector<core::Result<std::vector<core::Entry>>> fetch_all(
     const std::vector<core::NightscoutSite>& sites, core::Duration timeout);
@@ -77,10 +77,11 @@ struct EntriesRequest {
   std::optional<core::TimePoint> after;
 };
 
-// A poller that lives as long as the service (SPEC §7): one libcurl multi handle driven through
-// curl_multi_socket_action and epoll, so a poll's work grows with its transfers and nothing
-// else; connections (keep-alive, HTTP/2 multiplexing over TLS where offered) and the DNS cache
-// are kept from one poll to the next. Thread-safety: one thread at a time.
+// A poller that lives as long as the service (SPEC §7): libcurl multi handles (the sites spread
+// over 64 by host) driven through curl_multi_socket_action and one epoll, so a poll's work grows
+// with its transfers and nothing else; connections (keep-alive for a site alone on its host,
+// HTTP/2 multiplexing over TLS where offered) and the DNS cache are kept from one poll to the
+// next. Thread-safety: one thread at a time.
 class Poller {
  public:
   Poller();
