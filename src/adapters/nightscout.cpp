@@ -252,25 +252,18 @@ std::string set_up(Transfer& transfer, core::Duration timeout) {
   transfer.easy.reset(easy);
 
   curl_slist* headers = curl_slist_append(nullptr, "Accept: application/json");
-  if (headers != nullptr && !transfer.site->api_secret.empty()) {
-    const std::string line = "api-secret: " + api_secret_header_value(transfer.site->api_secret);
+  // Appends `line`; on failure frees the list and leaves it null.
+  const auto append = [&headers](const std::string& line) {
+    if (headers == nullptr) return;
     curl_slist* grown = curl_slist_append(headers, line.c_str());
-    if (grown == nullptr) {
-      curl_slist_free_all(headers);
-      headers = nullptr;
-    } else {
-      headers = grown;
-    }
+    if (grown == nullptr) curl_slist_free_all(headers);
+    headers = grown;
+  };
+  if (!transfer.site->api_secret.empty()) {
+    append("api-secret: " + api_secret_header_value(transfer.site->api_secret));
   }
-  if (headers != nullptr && !transfer.if_modified_since.empty()) {
-    const std::string line = "If-Modified-Since: " + transfer.if_modified_since;
-    curl_slist* grown = curl_slist_append(headers, line.c_str());
-    if (grown == nullptr) {
-      curl_slist_free_all(headers);
-      headers = nullptr;
-    } else {
-      headers = grown;
-    }
+  if (!transfer.if_modified_since.empty()) {
+    append("If-Modified-Since: " + transfer.if_modified_since);
   }
   if (headers == nullptr) {
     return "could not build the request headers";
