@@ -881,8 +881,7 @@ std::vector<EntriesRequest> RecentEntries::requests(const std::vector<core::Nigh
   for (std::size_t i = 0; i < sites.size(); ++i) {
     const core::NightscoutSite& site = sites[i];
     Held& held = held_[i];
-    std::string key = site.url + '\n' + site.token + '\n' + site.api_secret;
-    if (held.key != key) held = Held{std::move(key), {}, false, false, false, 0};
+    if (!(held.site == site)) held = Held{site, {}, false, false, false, 0};
     out[i].site = &site;
     held.incremental = false;
     if (!held.valid || held.since_full >= k_full_every) continue;

@@ -1,7 +1,6 @@
 #include "scout/core/alarm.hpp"
 
 #include <algorithm>
-#include <set>
 #include <array>
 #include <string_view>
 #include <unordered_map>
@@ -544,20 +543,18 @@ class Machine {
   }
 
   void advance_patient(const Patient& patient) {
-    {
-      const auto it = state_.patients.find(patient.name);
-      if (it == state_.patients.end()) return;
-      PatientState& ps = it->second;
-      // SPEC §4.9: a glucose alarm's chain pauses while the data are stale or a data alarm
-      // speaks for the patient.
-      if (ps.glucose) {
-        advance(patient, *ps.glucose, glucose_paused(ps, patient.settings, now_));
-        forget_old_calls(*ps.glucose);
-      }
-      if (ps.data) {
-        advance(patient, *ps.data, false);
-        forget_old_calls(*ps.data);
-      }
+    const auto it = state_.patients.find(patient.name);
+    if (it == state_.patients.end()) return;
+    PatientState& ps = it->second;
+    // SPEC §4.9: a glucose alarm's chain pauses while the data are stale or a data alarm
+    // speaks for the patient.
+    if (ps.glucose) {
+      advance(patient, *ps.glucose, glucose_paused(ps, patient.settings, now_));
+      forget_old_calls(*ps.glucose);
+    }
+    if (ps.data) {
+      advance(patient, *ps.data, false);
+      forget_old_calls(*ps.data);
     }
   }
 

@@ -128,7 +128,7 @@ class RecentEntries {
 
  private:
   struct Held {
-    std::string key;  // url, token and api_secret it was read with
+    core::NightscoutSite site;  // the url, token and api_secret it was read with
     std::vector<core::Entry> entries;
     bool valid = false;
     bool incremental = false;  // the last request was
