@@ -66,55 +66,183 @@ std::string_view trim_left(std::string_view text) {
   return text.substr(i);
 }
 
-// A JSON number, or a string holding one ("120", " 5", "1716580000000"), as a double.
-std::optional<double> numeric_value(const json& value) {
-  if (value.is_number()) {
-    return value.get<double>();
+// A string holding a number ("120", " 5", "1716580000000") as a double.
+std::optional<double> number_in(std::string_view text) {
+  text = trim_left(text);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())) != 0) {
+    text.remove_suffix(1);
   }
-  if (!value.is_string()) {
-    return std::nullopt;
-  }
-  const std::string& text = value.get_ref<const std::string&>();
-  std::string_view view = trim_left(text);
-  while (!view.empty() && std::isspace(static_cast<unsigned char>(view.back())) != 0) {
-    view.remove_suffix(1);
-  }
-  if (view.empty()) {
+  if (text.empty()) {
     return std::nullopt;
   }
   double parsed = 0;
-  const auto [end, ec] = std::from_chars(view.data(), view.data() + view.size(), parsed);
-  if (ec != std::errc{} || end != view.data() + view.size()) {
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), parsed);
+  if (ec != std::errc{} || end != text.data() + text.size()) {
     return std::nullopt;
   }
   return parsed;
 }
 
 // sgv as whole mg/dL; nothing for values no sensor could send (keeps the int conversion safe).
-std::optional<int> sgv_of(const json& record) {
-  const auto it = record.find("sgv");
-  if (it == record.end()) {
-    return std::nullopt;
-  }
-  const auto value = numeric_value(*it);
+std::optional<int> sgv_from(std::optional<double> value) {
   if (!value || !std::isfinite(*value) || std::fabs(*value) > 1e6) {
     return std::nullopt;
   }
   return static_cast<int>(std::lround(*value));
 }
 
-// date as ms since the epoch; nothing when absent, not a number, or outside 1970..~2286.
-std::optional<core::TimePoint> date_of(const json& record) {
-  const auto it = record.find("date");
-  if (it == record.end()) {
-    return std::nullopt;
-  }
-  const auto value = numeric_value(*it);
+// date as ms since the epoch; nothing when not a number, or outside 1970..~2286.
+std::optional<core::TimePoint> date_from(std::optional<double> value) {
   if (!value || !std::isfinite(*value) || *value <= 0 || *value > 1e16) {
     return std::nullopt;
   }
   return core::TimePoint{core::Duration{static_cast<std::int64_t>(std::llround(*value))}};
 }
+
+// Reads an entries answer as the parser walks it (nlohmann's SAX interface), keeping only the
+// four fields scout uses of each top-level object: no tree of the whole answer is built. Reads
+// what a parsed document would give: the last of duplicate keys wins; `sgv` and `date` are a
+// number or a numeric string; keys of nested objects are not the record's.
+class EntriesReader final : public nlohmann::json_sax<json> {
+ public:
+  std::vector<Entry> entries;
+  std::string top_type;         // JSON type name of the document ("array" for an answer)
+  std::string first_type;       // type name of the array's first element
+  std::size_t elements = 0;     // elements of the top-level array
+  std::size_t objects = 0;      // of which objects
+  bool overflow = false;        // stopped at a number beyond double (1e400)
+  std::string error;            // the parser's message when it stopped
+
+  bool null() override { return scalar("null", std::nullopt, nullptr); }
+  bool boolean(bool) override { return scalar("boolean", std::nullopt, nullptr); }
+  bool number_integer(number_integer_t v) override {
+    return scalar("number", static_cast<double>(v), nullptr);
+  }
+  bool number_unsigned(number_unsigned_t v) override {
+    return scalar("number", static_cast<double>(v), nullptr);
+  }
+  bool number_float(number_float_t v, const string_t&) override {
+    return scalar("number", v, nullptr);
+  }
+  bool string(string_t& v) override { return scalar("string", std::nullopt, &v); }
+  bool binary(binary_t&) override { return scalar("binary", std::nullopt, nullptr); }
+
+  bool start_object(std::size_t) override {
+    if (depth_ == 1) {
+      element("object");
+      ++objects;
+      record_ = Record{};
+    } else {
+      container("object");
+    }
+    ++depth_;
+    return true;
+  }
+  bool key(string_t& name) override {
+    if (depth_ == 2) {
+      field_ = name == "sgv"         ? Field::sgv
+               : name == "date"      ? Field::date
+               : name == "type"      ? Field::type
+               : name == "direction" ? Field::direction
+                                     : Field::other;
+    }
+    return true;
+  }
+  bool end_object() override {
+    --depth_;
+    if (depth_ == 1) {
+      finish_record();
+    }
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    container("array");
+    ++depth_;
+    return true;
+  }
+  bool end_array() override {
+    --depth_;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&,
+                   const nlohmann::detail::exception& e) override {
+    overflow = e.id == 406;  // out_of_range.406: number overflow
+    error = e.what();
+    return false;
+  }
+
+ private:
+  enum class Field { other, sgv, date, type, direction };
+  struct Record {
+    std::optional<double> sgv;
+    std::optional<double> date;
+    bool other_type = false;  // `type` is a string other than "sgv"
+    std::string direction;
+  };
+
+  // The type of the document (depth 0) or of an element of the top-level array (depth 1).
+  void element(const char* type) {
+    if (depth_ == 0) {
+      top_type = type;
+    } else if (depth_ == 1 && top_type == "array") {
+      if (elements++ == 0) first_type = type;
+    }
+  }
+  // An object or array starting as a value: of a record's field, it is not a usable value.
+  void container(const char* type) {
+    if (depth_ <= 1) {
+      element(type);
+    } else if (depth_ == 2) {
+      assign(std::nullopt, nullptr);
+    }
+  }
+  bool scalar(const char* type, std::optional<double> number, const std::string* text) {
+    if (depth_ <= 1) {
+      element(type);
+    } else if (depth_ == 2) {
+      assign(number, text);
+    }
+    return true;
+  }
+  // The value of the record's current key: the last one given wins, as in a parsed object.
+  void assign(std::optional<double> number, const std::string* text) {
+    switch (field_) {
+      case Field::sgv:
+        record_.sgv = text != nullptr ? number_in(*text) : number;
+        break;
+      case Field::date:
+        record_.date = text != nullptr ? number_in(*text) : number;
+        break;
+      case Field::type:
+        record_.other_type = text != nullptr && *text != "sgv";
+        break;
+      case Field::direction:
+        record_.direction = text != nullptr ? *text : std::string{};
+        break;
+      case Field::other:
+        break;
+    }
+    field_ = Field::other;
+  }
+  // In-memory typing in Nightscout: a record is an sgv when it has the key `sgv`
+  // (nightscout/cgm-remote-monitor:lib/api/entries/index.js, query_models); mbg and cal
+  // records and those without a usable date are dropped.
+  void finish_record() {
+    if (record_.other_type) return;
+    const auto sgv = sgv_from(record_.sgv);
+    const auto date = date_from(record_.date);
+    if (!sgv || !date) return;
+    Entry entry;
+    entry.date = *date;
+    entry.sgv = *sgv;
+    entry.direction = std::move(record_.direction);
+    entries.push_back(std::move(entry));
+  }
+
+  int depth_ = 0;
+  Field field_ = Field::other;
+  Record record_;
+};
 
 std::string base_url(const core::NightscoutSite& site) {
   std::string url = site.url;
@@ -449,63 +577,28 @@ Result<std::vector<Entry>> parse_entries(const std::string& body) {
     return core::fail(ErrorKind::not_json, "answered text that is not JSON (\"" + excerpt + "\")");
   }
 
-  json document;
-  try {
-    document = json::parse(body);
-  } catch (const json::out_of_range& e) {
-    // A number beyond double (1e400) makes the whole answer unreadable to the parser; it is
-    // read as null instead, so only the entry holding it is dropped.
-    try {
-      document = json::parse(nulled_overflowing_numbers(body));
-    } catch (const json::exception& again) {
-      return core::fail(ErrorKind::malformed_json,
-                        std::string{"answered malformed JSON: "} + again.what());
-    }
-  } catch (const json::exception& e) {
-    return core::fail(ErrorKind::malformed_json,
-                      std::string{"answered malformed JSON: "} + e.what());
+  EntriesReader reader;
+  bool parsed = json::sax_parse(body, &reader);
+  if (!parsed && reader.overflow) {
+    // A number beyond double (1e400) stops the parser; it is read as null instead, so only the
+    // entry holding it is dropped.
+    reader = EntriesReader{};
+    parsed = json::sax_parse(nulled_overflowing_numbers(body), &reader);
   }
-  if (!document.is_array()) {
-    return core::fail(ErrorKind::malformed_json, std::string{"answered a JSON "} +
-                                                     document.type_name() +
+  if (!parsed) {
+    return core::fail(ErrorKind::malformed_json, "answered malformed JSON: " + reader.error);
+  }
+  if (reader.top_type != "array") {
+    return core::fail(ErrorKind::malformed_json, "answered a JSON " + reader.top_type +
                                                      " where an array of entries was expected");
   }
-
   // An array of which no element is an object is not an entries answer at all; single
-  // elements that are not objects are dropped below.
-  if (!document.empty() &&
-      std::none_of(document.begin(), document.end(), [](const json& e) { return e.is_object(); })) {
-    return core::fail(ErrorKind::malformed_json,
-                      std::string{"answered an array of "} + document.front().type_name() +
-                          " values, not entry objects");
+  // elements that are not objects are dropped.
+  if (reader.elements > 0 && reader.objects == 0) {
+    return core::fail(ErrorKind::malformed_json, "answered an array of " + reader.first_type +
+                                                     " values, not entry objects");
   }
-  std::vector<Entry> entries;
-  entries.reserve(document.size());
-  for (std::size_t i = 0; i < document.size(); ++i) {
-    const json& record = document[i];
-    if (!record.is_object()) {
-      continue;  // not an entry: dropped, the others still count
-    }
-    // In-memory typing in Nightscout: a record is an sgv when it has the key `sgv`
-    // (nightscout/cgm-remote-monitor:lib/api/entries/index.js, query_models).
-    const auto type = record.find("type");
-    if (type != record.end() && type->is_string() && type->get_ref<const std::string&>() != "sgv") {
-      continue;
-    }
-    const auto sgv = sgv_of(record);
-    const auto date = date_of(record);
-    if (!sgv || !date) {
-      continue;
-    }
-    Entry entry;
-    entry.date = *date;
-    entry.sgv = *sgv;
-    const auto direction = record.find("direction");
-    if (direction != record.end() && direction->is_string()) {
-      entry.direction = direction->get<std::string>();
-    }
-    entries.push_back(std::move(entry));
-  }
+  std::vector<Entry> entries = std::move(reader.entries);
   std::stable_sort(entries.begin(), entries.end(),
                    [](const Entry& a, const Entry& b) { return a.date > b.date; });
   return entries;

@@ -228,3 +228,38 @@ TEST_CASE("parse_entries: an element that is not an object is dropped, not the a
   REQUIRE(entries->size() == 1);
   CHECK(entries->at(0).sgv == 99);
 }
+
+TEST_CASE("parse_entries reads each record's own keys: the last of a duplicate wins, nested keys "
+          "are not the record's",
+          "[nightscout][adapters]") {
+  // Given records with repeated keys and objects nested inside them
+  const auto entries = parse_entries(
+      R"([{"sgv":100,"date":1716580000000,"sgv":{"a":1}},)"
+      R"({"sgv":"120","date":"1716579700000","x":{"sgv":1,"date":2,"direction":"Up"},)"
+      R"("direction":"Flat","direction":7,"type":5},)"
+      R"({"sgv":130,"date":1716579400000,"direction":"Up","direction":"SingleDown"},)"
+      R"({"meta":{"sgv":140,"date":1716579100000}}])");
+  REQUIRE(entries);
+  // Then the first record is dropped (its last sgv is an object), the nested object's keys are
+  // not read as the record's, a non-string direction or type is no direction or type
+  REQUIRE(entries->size() == 2);
+  CHECK(entries->at(0).sgv == 120);
+  CHECK(entries->at(0).direction.empty());
+  CHECK(entries->at(1).sgv == 130);
+  CHECK(entries->at(1).direction == "SingleDown");
+}
+
+TEST_CASE("parse_entries names the type of an answer that is not an array of entries",
+          "[nightscout][adapters]") {
+  const auto number = parse_entries("42");
+  REQUIRE_FALSE(number);
+  CHECK(number.error().message == "answered a JSON number where an array of entries was expected");
+  const auto strings = parse_entries(R"(["a", {"sgv": 1}])");
+  REQUIRE(strings);  // one object among the elements: an answer, the string is dropped
+  const auto nested = parse_entries("[[1], [2]]");
+  REQUIRE_FALSE(nested);
+  CHECK(nested.error().message == "answered an array of array values, not entry objects");
+  const auto trailing = parse_entries(R"([{"sgv":100,"date":1716580000000}] x)");
+  REQUIRE_FALSE(trailing);
+  CHECK(trailing.error().kind == scout::core::ErrorKind::malformed_json);
+}

@@ -18,7 +18,8 @@ namespace scout::adapters {
 // status codes longer than stale.urgent at a 5-minute cadence (3 hours).
 inline constexpr int k_entries_count = 36;
 
-// Parses the body of GET /api/v1/entries/sgv.json: a JSON array of entry objects.
+// Parses the body of GET /api/v1/entries/sgv.json: a JSON array of entry objects, read as it is
+// parsed (no document tree: memory is the entries kept, not the size of the answer).
 // Accepts `sgv` as a number or a numeric string; `date` as a number (ms since epoch) or a
 // numeric string; ignores unknown fields (e.g. `mills`, `_id`); skips entries without `sgv`
 // (mbg/cal records) or without a `date`. Errors: ErrorKind::not_json when the body does not
