@@ -488,6 +488,26 @@ std::optional<YAML::Mark> second_document_mark(const std::string& text) {
   return marks.starts[1];
 }
 
+// False when `text` cannot hold a second YAML document: one needs a line starting with `---` or
+// `...` (YAML 1.2 §9.1, document markers are at the start of a line) beyond a `---` that opens
+// the first document. Saves the second walk of every ordinary config.
+bool may_hold_second_document(const std::string& text) {
+  bool seen_content = false;
+  std::size_t line = 0;
+  while (line < text.size()) {
+    std::size_t end = text.find_first_of("\r\n", line);
+    if (end == std::string::npos) end = text.size();
+    const std::string_view view{text.data() + line, end - line};
+    const bool marker = view.starts_with("---") || view.starts_with("...");
+    const auto first = view.find_first_not_of(" \t");
+    const bool blank = first == std::string_view::npos || view[first] == '#';
+    if (marker && seen_content) return true;
+    if (!blank) seen_content = true;
+    line = end + 1;
+  }
+  return false;
+}
+
 // True when `text` has anything but blanks and comments.
 bool has_content(const std::string& text) {
   bool comment = false;
@@ -515,7 +535,7 @@ class Loader {
       // YAML::LoadAll never returns on some inputs (yaml-cpp 0.7 loops on ",\n"): the first
       // document is loaded alone, and a second one is looked for with a bounded walk.
       root = YAML::Load(text);
-      second_document = second_document_mark(text);
+      if (may_hold_second_document(text)) second_document = second_document_mark(text);
     } catch (const YAML::Exception& e) {
       error(pos_of(e.mark), "", "invalid YAML: " + e.msg);
       return finish(std::nullopt);

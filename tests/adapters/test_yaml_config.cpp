@@ -584,6 +584,19 @@ TEST_CASE("a second YAML document is a problem (its `---` line is named)", "[ada
                                  "the second `---`)"});
 }
 
+TEST_CASE("a config opening with `---` is one document; a second one after it or after `...` is "
+          "named",
+          "[adapters][config]") {
+  CHECK(parse("# scout\n---\n" + k_minimal).problems.empty());
+  const ConfigLoad again = parse("---\n" + k_minimal + "---\nunits: mg/dL\n");
+  CHECK(messages(again.problems) ==
+        std::vector<std::string>{"scout.yaml:8:1: only one YAML document is allowed (remove "
+                                 "the second `---`)"});
+  const ConfigLoad ended = parse(k_minimal + "...\r\n---\r\nunits: mg/dL\r\n");
+  REQUIRE(ended.problems.size() == 1);
+  CHECK_THAT(ended.problems[0].message, Catch::Contains("only one YAML document is allowed"));
+}
+
 TEST_CASE("missing required top-level keys are reported at the top map", "[adapters][config]") {
   const ConfigLoad load = parse("units: mg/dL\n");
   CHECK(messages(load.problems) ==
