@@ -46,12 +46,15 @@ Engine::Applied Engine::apply(const core::Event& event, core::TimePoint now, boo
                                 [](const core::Action& a) {
                                   return !std::holds_alternative<core::JournalEntry>(a);
                                 });
-  if (changed || unsaved_ || deferred_) {
+  if (transition.facts_only && !acts && !unsaved_ && !deferred_) {
+    if (!facts_since_) facts_since_ = now;
+    if (facts_due(now)) save_now();
+  } else if (changed || unsaved_ || deferred_) {
     if (defer_save && !acts) {
       deferred_ = true;
     } else {
-      note_save(store_.save(state_));
-      deferred_ = false;
+      save_now();
+      deferred_ = false;  // a failed save is retried by the next event (unsaved_)
     }
   }
   Applied applied;
@@ -92,19 +95,28 @@ std::optional<core::TimePoint> Engine::next_due(core::TimePoint now) const {
 
 core::Status Engine::save() const {
   const std::lock_guard lock{mutex_};
+  return save_now();
+}
+
+core::Status Engine::flush(core::TimePoint now) {
+  const std::lock_guard lock{mutex_};
+  if (!deferred_ && !facts_due(now)) return {};
+  return save_now();
+}
+
+core::Status Engine::save_now() const {
   auto saved = store_.save(state_);
   note_save(saved);
-  if (saved) deferred_ = false;
+  if (saved) {
+    deferred_ = false;
+    facts_since_.reset();
+  }
   return saved;
 }
 
-core::Status Engine::flush() {
-  const std::lock_guard lock{mutex_};
-  if (!deferred_) return {};
-  auto saved = store_.save(state_);
-  note_save(saved);
-  if (saved) deferred_ = false;
-  return saved;
+bool Engine::facts_due(core::TimePoint now) const {
+  // A clock stepped back counts as time gone by: the facts are not held back longer.
+  return facts_since_ && (now - *facts_since_ >= k_facts_saved_within || now < *facts_since_);
 }
 
 bool Engine::saved() const {

@@ -563,7 +563,7 @@ void Service::advance() {
 
 std::optional<core::TimePoint> Service::next_due() const { return engine_->next_due(clock_.now()); }
 
-core::Status Service::flush() { return engine_->flush(); }
+core::Status Service::flush() { return engine_->flush(clock_.now()); }
 
 std::optional<core::KeypressReply> Service::deliver(const core::Event& event) {
   notice_clock_jump();

@@ -1022,13 +1022,46 @@ Transition step(const Config& config, State state, const Event& event, TimePoint
                     std::move(stepped.command)};
 }
 
+namespace {
+
+// `a` and `b` differ in their reading facts at most.
+bool same_but_facts(const PatientState& a, const PatientState& b) {
+  return a.glucose == b.glucose && a.data == b.data && a.failing_since == b.failing_since;
+}
+
+bool decides_something(const std::vector<Action>& actions) {
+  return std::any_of(actions.begin(), actions.end(),
+                     [](const Action& a) { return !std::holds_alternative<JournalEntry>(a); });
+}
+
+// `a` and `b` differ in their patients' reading facts at most.
+bool same_but_facts(State& a, State& b) {
+  if (a.patients.size() != b.patients.size()) return false;
+  for (auto ia = a.patients.begin(), ib = b.patients.begin(); ia != a.patients.end(); ++ia, ++ib) {
+    if (ia->first != ib->first || !same_but_facts(ia->second, ib->second)) return false;
+  }
+  // The rest compared without the patients (moved out and back: no copy).
+  auto patients_a = std::move(a.patients);
+  auto patients_b = std::move(b.patients);
+  a.patients.clear();
+  b.patients.clear();
+  const bool rest = a == b;
+  a.patients = std::move(patients_a);
+  b.patients = std::move(patients_b);
+  return rest;
+}
+
+}  // namespace
+
 Stepped step_in_place(const Config& config, const PatientIndex& index, State& state,
                       const Event& event, TimePoint now) {
   if (reaches_everyone(event)) {
     // Once per tick: the whole state is compared (linear, like the rules themselves).
-    const State before = state;
+    State before = state;
     Stepped stepped = run_machine(config, index, state, event, now, /*tidy=*/true);
     stepped.changed = !(state == before);
+    stepped.facts_only = stepped.changed && !decides_something(stepped.actions) &&
+                         same_but_facts(state, before);
     return stepped;
   }
   if (const auto* assessed = std::get_if<Assessed>(&event)) {
@@ -1046,18 +1079,24 @@ Stepped step_in_place(const Config& config, const PatientIndex& index, State& st
     const auto sms = state.sms_in_flight.size();
     const auto numbers = state.numbers.size();
     Stepped stepped = run_machine(config, index, state, event, now, /*tidy=*/false);
-    stepped.changed = next_id != state.next_id || sms != state.sms_in_flight.size() ||
-                      numbers != state.numbers.size();
-    for (const auto& [name, old] : before) {
-      if (stepped.changed) break;
-      const auto it = state.patients.find(*name);
-      stepped.changed = (it == state.patients.end()) != !old ||
-                        (old && !(it->second == *old));
-    }
+    const bool counters = next_id != state.next_id || sms != state.sms_in_flight.size() ||
+                          numbers != state.numbers.size();
     // A call or SMS decided means the usage grew even where the sizes did not.
-    stepped.changed = stepped.changed ||
-                      std::any_of(stepped.actions.begin(), stepped.actions.end(),
-                                  [](const Action& a) { return !std::holds_alternative<JournalEntry>(a); });
+    const bool decided = decides_something(stepped.actions);
+    bool facts = false;   // some patient's facts changed
+    bool beyond = false;  // something else of a patient changed
+    for (const auto& [name, old] : before) {
+      if (beyond) break;
+      const auto it = state.patients.find(*name);
+      if ((it == state.patients.end()) != !old) {
+        beyond = true;
+      } else if (old && !(it->second == *old)) {
+        if (same_but_facts(it->second, *old)) facts = true;
+        else beyond = true;
+      }
+    }
+    stepped.changed = counters || decided || facts || beyond;
+    stepped.facts_only = facts && !counters && !decided && !beyond;
     return stepped;
   }
   // One call, keypress, SMS or shell command: it changes the state unless it named nothing the

@@ -584,8 +584,8 @@ TEST_CASE("a second YAML document is a problem (its `---` line is named)", "[ada
                                  "the second `---`)"});
 }
 
-TEST_CASE("a config opening with `---` is one document; a second one after it or after `...` is "
-          "named",
+TEST_CASE("a config opening with `---` is one document and a second one after it or after "
+          "`...` is named",
           "[adapters][config]") {
   CHECK(parse("# scout\n---\n" + k_minimal).problems.empty());
   const ConfigLoad again = parse("---\n" + k_minimal + "---\nunits: mg/dL\n");

@@ -221,6 +221,40 @@ TEST_CASE("a patient is called as soon as their Nightscout answers, not after th
   CHECK(storage.saves() >= 2);
 }
 
+TEST_CASE("a new reading that changes no alarm is saved within 5 minutes, not at every tick",
+          "[app][service]") {
+  // Given Alice in range, her first tick saved
+  World w({entry(k_t0 - 1min, 120), entry(k_t0 + 1min, 118), entry(k_t0 + 6min, 60)},
+          /*listening=*/true);
+  w.tick_at(0s);
+  const int first = w.storage.saves();
+  REQUIRE(first >= 1);
+  CHECK(w.storage.last()->patients.at("Alice").facts.latest->sgv == 120);
+  // When a newer reading in range comes: the tick does not rewrite the state file for it
+  w.tick_at(2min);
+  CHECK(w.storage.saves() == first);
+  REQUIRE(w.service->flush());
+  CHECK(w.storage.saves() == first);
+  CHECK(w.service->state().patients.at("Alice").facts.latest->sgv == 118);
+  // When 5 minutes have gone by since that change, the run loop's flush saves it
+  w.clock.set(k_t0 + 2min + scout::app::k_facts_saved_within - 1s);
+  REQUIRE(w.service->flush());
+  CHECK(w.storage.saves() == first);
+  w.clock.set(k_t0 + 2min + scout::app::k_facts_saved_within);
+  REQUIRE(w.service->flush());
+  CHECK(w.storage.saves() == first + 1);
+  CHECK(w.storage.last()->patients.at("Alice").facts.latest->sgv == 118);
+  REQUIRE(w.service->flush());
+  CHECK(w.storage.saves() == first + 1);
+  // When a reading raises an alarm, it is saved at once, before the call goes out
+  const std::size_t sent = w.sent.size();
+  w.tick_at(7min + 30s);
+  REQUIRE(w.sent.size() > sent);
+  CHECK(w.storage.saves() > first + 1);
+  CHECK(w.storage.last()->patients.at("Alice").facts.latest->sgv == 60);
+  CHECK(w.storage.last()->patients.at("Alice").glucose.has_value());
+}
+
 TEST_CASE("a call's progress is saved with the next flush, a keypress at once", "[app][service]") {
   // Given a service with a listener that has called Alice about 50 mg/dL
   World w({entry(k_t0 - 1min, 50)}, /*listening=*/true);

@@ -1902,3 +1902,42 @@ TEST_CASE("step_in_place drops a patient removed from the config at the next Tic
   REQUIRE(removed != nullptr);
   CHECK(removed->type == "patient_removed");
 }
+
+TEST_CASE("step_in_place says when a change touches only the reading facts", "[alarm][core]") {
+  const Config config = make_config();
+  const scout::core::PatientIndex index(config);
+  State state;
+  scout::core::Assessed batch;
+  batch.partial = true;
+  // Given Alice assessed once in range (her first assessment is more than facts: she is new)
+  batch.patients = {PatientAssessed{"Alice", reading(120, 6min)}};
+  const auto first = scout::core::step_in_place(config, index, state, batch, k_t0);
+  CHECK(first.changed);
+  CHECK_FALSE(first.facts_only);
+  // When a newer reading in range comes: only the facts changed
+  batch.patients = {PatientAssessed{"Alice", reading(118, 1min)}};
+  const auto newer = scout::core::step_in_place(config, index, state, batch, k_t0);
+  CHECK(newer.changed);
+  CHECK(newer.facts_only);
+  // When the same reading comes again: nothing changed, so not "facts only" either
+  const auto again = scout::core::step_in_place(config, index, state, batch, k_t0 + 1s);
+  CHECK_FALSE(again.changed);
+  CHECK_FALSE(again.facts_only);
+  // When a tick finds nothing due: nothing changed
+  const auto tick = scout::core::step_in_place(config, index, state, Tick{}, k_t0 + 2s);
+  CHECK_FALSE(tick.changed);
+  CHECK_FALSE(tick.facts_only);
+  // When a reading raises an alarm: more than facts (an alarm and a call decided)
+  batch.patients = {PatientAssessed{"Alice", reading(50, 0min)}};
+  const auto raised = scout::core::step_in_place(config, index, state, batch, k_t0 + 3s);
+  CHECK(raised.changed);
+  CHECK_FALSE(raised.facts_only);
+  // When the Nightscout then fails: the failing streak starts, more than facts
+  batch.patients = {PatientAssessed{"Alice", reading(50, 0min)}};
+  batch.patients[0].assessment.glucose.reset();
+  batch.patients[0].assessment.poll_error =
+      scout::core::Error{scout::core::ErrorKind::timeout, "timed out"};
+  const auto failed = scout::core::step_in_place(config, index, state, batch, k_t0 + 4s);
+  CHECK(failed.changed);
+  CHECK_FALSE(failed.facts_only);
+}

@@ -15,6 +15,13 @@
 
 namespace scout::app {
 
+// A change that touches only patients' reading facts (core::Stepped::facts_only: a new reading
+// that raises, ends and advances nothing) is saved with the next save, and at the latest this
+// long after it: ten thousand patients' readings do not rewrite the state file every tick, and a
+// Pi's SD card is not written every poll. Every other change is saved before its calls go out
+// (SPEC §7). A crash loses at most these facts, which the next poll reads again.
+inline constexpr core::Duration k_facts_saved_within = std::chrono::minutes{5};
+
 class Engine {
  public:
   // `config` is the machine's view of the config (the caller has already set ack: answer when
@@ -51,9 +58,10 @@ class Engine {
   std::optional<core::TimePoint> next_due(core::TimePoint now) const;
   // Saves the current state unconditionally (at shutdown). Errors as StateStore::save.
   core::Status save() const;
-  // Saves the current state if a deferred change waits for its save (else does nothing and
-  // succeeds). Errors as StateStore::save.
-  core::Status flush();
+  // Saves the current state if a deferred change waits for its save, or if reading facts changed
+  // k_facts_saved_within or more before `now` (else does nothing and succeeds). Errors as
+  // StateStore::save.
+  core::Status flush(core::TimePoint now);
   // False while the newest state is not saved (the last save failed).
   bool saved() const;
   // The state in memory is not saved yet: the next event saves it even if nothing changed.
@@ -69,10 +77,17 @@ class Engine {
   // changed.
   mutable bool unsaved_ = false;
   mutable bool deferred_ = false;  // a deferred change waits for the next save
+  // When the oldest change not saved yet that touched only reading facts was made (see
+  // k_facts_saved_within); nothing when there is none.
+  mutable std::optional<core::TimePoint> facts_since_;
   // Failed saves since the last error line (logged once a minute, SPEC §6), and when it was.
   mutable std::uint64_t failed_saves_ = 0;
   mutable std::chrono::steady_clock::time_point failure_logged_{};
   void note_save(const core::Status& saved) const;
+  // Saves state_ now (under the lock). Errors as StateStore::save.
+  core::Status save_now() const;
+  // The facts-only changes not saved yet are k_facts_saved_within old at `now` (under the lock).
+  bool facts_due(core::TimePoint now) const;
   bool log_journal_ = true;
   StateStorage& store_;
   JournalSink& journal_;

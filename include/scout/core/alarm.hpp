@@ -422,6 +422,10 @@ struct Stepped {
   std::optional<KeypressReply> reply;
   std::optional<CommandOutcome> command;
   bool changed = false;  // the state is not what it was (so it needs saving)
+  // Every change is to patients' reading facts (PatientState::facts: the newest reading, its
+  // forecast, the cadence): no alarm, step, acknowledgement, usage or id changed, and nothing
+  // was decided. False when nothing changed.
+  bool facts_only = false;
 };
 
 // step() on `state` in place, for the engine (issue 8, SPEC §7): the same rules, actions, reply
