@@ -1024,9 +1024,10 @@ Transition step(const Config& config, State state, const Event& event, TimePoint
 
 namespace {
 
-// `a` and `b` differ in their reading facts at most.
+// `a` and `b` differ in their reading facts at most, and neither has an alarm active (while one
+// is, its facts are what its calls say: they are saved at once).
 bool same_but_facts(const PatientState& a, const PatientState& b) {
-  return a.glucose == b.glucose && a.data == b.data && a.failing_since == b.failing_since;
+  return !a.glucose && !b.glucose && !a.data && !b.data && a.failing_since == b.failing_since;
 }
 
 bool decides_something(const std::vector<Action>& actions) {
@@ -1034,11 +1035,12 @@ bool decides_something(const std::vector<Action>& actions) {
                      [](const Action& a) { return !std::holds_alternative<JournalEntry>(a); });
 }
 
-// `a` and `b` differ in their patients' reading facts at most.
+// `a` and `b` differ in the reading facts of patients with no alarm active at most.
 bool same_but_facts(State& a, State& b) {
   if (a.patients.size() != b.patients.size()) return false;
   for (auto ia = a.patients.begin(), ib = b.patients.begin(); ia != a.patients.end(); ++ia, ++ib) {
-    if (ia->first != ib->first || !same_but_facts(ia->second, ib->second)) return false;
+    if (ia->first != ib->first) return false;
+    if (!(ia->second == ib->second) && !same_but_facts(ia->second, ib->second)) return false;
   }
   // The rest compared without the patients (moved out and back: no copy).
   auto patients_a = std::move(a.patients);

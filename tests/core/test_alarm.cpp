@@ -1941,3 +1941,22 @@ TEST_CASE("step_in_place says when a change touches only the reading facts", "[a
   CHECK(failed.changed);
   CHECK_FALSE(failed.facts_only);
 }
+
+TEST_CASE("step_in_place: a new reading while an alarm is active is more than facts",
+          "[alarm][core]") {
+  const Config config = make_config();
+  const scout::core::PatientIndex index(config);
+  State state;
+  scout::core::Assessed batch;
+  batch.partial = true;
+  // Given Alice's urgent low raised and called
+  batch.patients = {PatientAssessed{"Alice", reading(50, 2min)}};
+  REQUIRE(scout::core::step_in_place(config, index, state, batch, k_t0).changed);
+  REQUIRE(state.patients.at("Alice").glucose.has_value());
+  // When a newer reading of the same low comes, nothing due yet
+  batch.patients = {PatientAssessed{"Alice", reading(49, 1min)}};
+  const auto newer = scout::core::step_in_place(config, index, state, batch, k_t0 + 1s);
+  // Then it changed, and not only facts: what her calls say is saved at once
+  CHECK(newer.changed);
+  CHECK_FALSE(newer.facts_only);
+}

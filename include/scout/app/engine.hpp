@@ -15,8 +15,8 @@
 
 namespace scout::app {
 
-// A change that touches only patients' reading facts (core::Stepped::facts_only: a new reading
-// that raises, ends and advances nothing) is saved with the next save, and at the latest this
+// A change that touches only the reading facts of patients with no alarm active
+// (core::Stepped::facts_only: a new reading that raises, ends and advances nothing) is saved with the next save, and at the latest this
 // long after it: ten thousand patients' readings do not rewrite the state file every tick, and a
 // Pi's SD card is not written every poll. Every other change is saved before its calls go out
 // (SPEC §7). A crash loses at most these facts, which the next poll reads again.

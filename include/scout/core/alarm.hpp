@@ -422,9 +422,9 @@ struct Stepped {
   std::optional<KeypressReply> reply;
   std::optional<CommandOutcome> command;
   bool changed = false;  // the state is not what it was (so it needs saving)
-  // Every change is to patients' reading facts (PatientState::facts: the newest reading, its
-  // forecast, the cadence): no alarm, step, acknowledgement, usage or id changed, and nothing
-  // was decided. False when nothing changed.
+  // Every change is to the reading facts (PatientState::facts: the newest reading, its forecast,
+  // the cadence) of patients with no alarm active: no alarm, step, acknowledgement, usage or id
+  // changed, and nothing was decided. False when nothing changed.
   bool facts_only = false;
 };
 
