@@ -388,6 +388,8 @@ void Service::tick() {
 
   std::vector<core::PatientAssessed> assessed_all;
   assessed_all.reserve(patients.size());
+  // Where each patient's assessment is in assessed_all (config order; past the end when none).
+  std::vector<std::size_t> assessed_at(patients.size(), patients.size());
   // Each batch of answers is assessed and applied as soon as it is in (SPEC §3): a patient whose
   // Nightscout answered is raised and called while others are still being read. Only these
   // patients' time rules run now; everyone's run once every answer is in (SPEC §4.11). The
@@ -435,8 +437,10 @@ void Service::tick() {
         spdlog::debug("{}: {} mg/dL {} age {}", patient.name, one.assessment.latest->sgv,
                       one.assessment.latest->direction, core::format_age(*one.assessment.age));
       }
-      outcome.entries.clear();
+      // Freed, not cleared: ten thousand patients' answers are not all held until the tick ends.
+      outcome.entries = std::vector<core::Entry>{};
       batch.patients.push_back(one);
+      assessed_at[i] = assessed_all.size();
       assessed_all.push_back(std::move(one));
     }
     if (!batch.patients.empty()) apply(batch, /*defer_save=*/true);
@@ -448,11 +452,8 @@ void Service::tick() {
     // Kept for check's report (config order); moved, not copied, on the run path.
     std::vector<core::PatientAssessed> ordered;
     ordered.reserve(assessed_all.size());
-    std::map<std::string, std::size_t> at;
-    for (std::size_t i = 0; i < assessed_all.size(); ++i) at[assessed_all[i].patient] = i;
-    for (const auto& patient : patients) {
-      const auto it = at.find(patient.name);
-      if (it != at.end()) ordered.push_back(std::move(assessed_all[it->second]));
+    for (const std::size_t at : assessed_at) {
+      if (at < assessed_all.size()) ordered.push_back(std::move(assessed_all[at]));
     }
     const std::lock_guard lock{assessed_mutex_};
     last_assessed_ = std::move(ordered);

@@ -21,6 +21,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -163,7 +164,7 @@ class Service {
   std::unique_ptr<Workers> workers_;
   mutable std::mutex assessed_mutex_;
   std::vector<core::PatientAssessed> last_assessed_;
-  std::map<std::string, bool> reported_failure_;  // patient -> failure logged in this streak
+  std::unordered_map<std::string, bool> reported_failure_;  // patient -> failure logged in this streak
   std::vector<core::PlaceCall> orphans_;           // recover_calls() still to settle
   std::vector<core::SendSms> orphan_sms_;          // decided earlier, sent again at the first tick
   // Wall and monotonic readings at the last look (notice_clock_jump).
