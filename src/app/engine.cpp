@@ -90,7 +90,7 @@ core::State Engine::state() const {
 
 std::optional<core::TimePoint> Engine::next_due(core::TimePoint now) const {
   const std::lock_guard lock{mutex_};
-  return core::next_due(config_, state_, now);
+  return core::next_due(index_, state_, now);
 }
 
 core::Status Engine::save() const {

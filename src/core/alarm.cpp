@@ -1114,14 +1114,20 @@ Stepped step_in_place(const Config& config, const PatientIndex& index, State& st
 }
 
 std::optional<TimePoint> next_due(const Config& config, const State& state, TimePoint now) {
+  return next_due(PatientIndex{config}, state, now);
+}
+
+std::optional<TimePoint> next_due(const PatientIndex& index, const State& state, TimePoint now) {
   std::optional<TimePoint> due;
   const auto consider = [&due](TimePoint t) {
     if (!due || t < *due) due = t;
   };
-  for (const auto& patient : config.patients) {
-    const auto it = state.patients.find(patient.name);
-    if (it == state.patients.end()) continue;
-    const PatientState& ps = it->second;
+  // Only patients with an alarm active have anything due: the rest cost a step of the walk.
+  for (const auto& [name, ps] : state.patients) {
+    if (!ps.glucose && !ps.data) continue;
+    const Patient* found = index.find(name);
+    if (found == nullptr) continue;  // no longer in the config
+    const Patient& patient = *found;
     for (const auto* slot : {&ps.glucose, &ps.data}) {
       if (!*slot) continue;
       const ActiveAlarm& a = **slot;

@@ -445,6 +445,9 @@ Stepped step_in_place(const Config& config, const PatientIndex& index, State& st
 // glucose alarm that is paused at `now` (SPEC §4.9), or would be by the time a step of it is
 // due, contributes only its calls' timeouts: fresh data (an assessment) resume it.
 std::optional<TimePoint> next_due(const Config& config, const State& state, TimePoint now);
+// The same, with the PatientIndex of the config (what the engine keeps): O(patients in `state`)
+// with a lookup only for those with an alarm active.
+std::optional<TimePoint> next_due(const PatientIndex& index, const State& state, TimePoint now);
 
 // The calls of `state` that were decided (progress placing) but never confirmed by a provider (no
 // call_id), as the PlaceCall that decided them (same key, number, message and gather), in config
