@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -371,13 +372,39 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user)
   return bytes;
 }
 
-// Returns an error message for a failed easy setup; empty on success.
-std::string set_up(Transfer& transfer, core::Duration timeout) {
-  CURL* easy = curl_easy_init();
-  if (easy == nullptr) {
+// A libcurl easy handle with the options every Nightscout request shares; nullptr when libcurl
+// cannot make one. set_up gives it the rest, per request; a handle may serve many requests.
+EasyPtr new_handle() {
+  EasyPtr easy{curl_easy_init()};
+  if (!easy) return easy;
+  bool ok = true;
+  const auto set = [&](CURLcode code) { ok = ok && code == CURLE_OK; };
+  CURL* h = easy.get();
+  set(curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https"));
+  set(curl_easy_setopt(h, CURLOPT_USERAGENT, SCOUT_NIGHTSCOUT_USER_AGENT));
+  set(curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, ""));  // whatever libcurl can decode
+  set(curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L));
+  // No redirects: following one would resend the token or api-secret to wherever it points.
+  // A 3xx is reported with its target so the user can fix the URL.
+  set(curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L));
+  set(curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L));
+  set(curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L));
+  // A 1 KiB receive buffer rather than libcurl's 16 KiB: thousands of transfers at once hold one
+  // each (an entries answer is read in a few pieces all the same).
+  set(curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 1024L));
+  set(curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_body));
+  if (!ok) easy.reset();
+  return easy;
+}
+
+// Readies `transfer` on `easy` (a new_handle, fresh or done with an earlier request; a new one
+// when null), with `timeout` for connect + transfer. Returns an error message; empty on success.
+std::string set_up(Transfer& transfer, core::Duration timeout, EasyPtr easy = nullptr) {
+  if (!easy) easy = new_handle();
+  if (!easy) {
     return "could not create a libcurl handle";
   }
-  transfer.easy.reset(easy);
+  transfer.easy = std::move(easy);
 
   curl_slist* headers = curl_slist_append(nullptr, "Accept: application/json");
   // Appends `line`; on failure frees the list and leaves it null.
@@ -398,40 +425,43 @@ std::string set_up(Transfer& transfer, core::Duration timeout) {
   }
   transfer.headers.reset(headers);
 
+  CURL* h = transfer.easy.get();
   const long timeout_ms = std::max<long>(1, static_cast<long>(timeout.count()));
   bool ok = true;
   const auto set = [&](CURLcode code) { ok = ok && code == CURLE_OK; };
-  set(curl_easy_setopt(easy, CURLOPT_URL, transfer.url.c_str()));
-  set(curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https"));
-  set(curl_easy_setopt(easy, CURLOPT_HTTPHEADER, transfer.headers.get()));
-  set(curl_easy_setopt(easy, CURLOPT_USERAGENT, SCOUT_NIGHTSCOUT_USER_AGENT));
-  set(curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, ""));  // whatever libcurl can decode
+  set(curl_easy_setopt(h, CURLOPT_URL, transfer.url.c_str()));
+  set(curl_easy_setopt(h, CURLOPT_HTTPHEADER, transfer.headers.get()));
   // The timeout covers connect + transfer; the connect phase gets the same bound so a
   // black-holed host is reported as a timeout, not left to the OS default (minutes).
-  set(curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms));
-  set(curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms));
-  set(curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L));
-  // No redirects: following one would resend the token or api-secret to wherever it points.
-  // A 3xx is reported with its target so the user can fix the URL.
-  set(curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L));
-  set(curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L));
-  set(curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L));
+  set(curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms));
+  set(curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms));
   // A site alone on its host keeps its connection alive for the next poll (SPEC §7). One of
   // several sites on a host closes it when done: servers that give each connection a worker
   // (cpp-httplib, Apache prefork) would otherwise have their workers wait on idle kept-alive
   // connections while libcurl opens more, and stall.
-  set(curl_easy_setopt(easy, CURLOPT_FORBID_REUSE, transfer.close_after ? 1L : 0L));
-  // A 4 KiB receive buffer rather than libcurl's 16 KiB: ten thousand transfers at once hold one
-  // each (an entries answer is read in a few pieces all the same).
-  set(curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 1024L));
-  set(curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &on_body));
-  set(curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer));
-  set(curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer.error_buffer.data()));
-  set(curl_easy_setopt(easy, CURLOPT_PRIVATE, &transfer));
+  set(curl_easy_setopt(h, CURLOPT_FORBID_REUSE, transfer.close_after ? 1L : 0L));
+  set(curl_easy_setopt(h, CURLOPT_WRITEDATA, &transfer));
+  set(curl_easy_setopt(h, CURLOPT_ERRORBUFFER, transfer.error_buffer.data()));
+  set(curl_easy_setopt(h, CURLOPT_PRIVATE, &transfer));
   if (!ok) {
     return "could not configure the libcurl handle";
   }
   return {};
+}
+
+// `transfer`'s handle, done with it (removed from its multi handle), with nothing left pointing
+// into `transfer`: ready for set_up of another request.
+EasyPtr released(Transfer& transfer) {
+  EasyPtr easy = std::move(transfer.easy);
+  if (easy) {
+    CURL* h = easy.get();
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, nullptr);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);
+    curl_easy_setopt(h, CURLOPT_PRIVATE, nullptr);
+  }
+  transfer.headers.reset();
+  return easy;
 }
 
 // The Location of a redirect without its query (which may carry a token).
@@ -688,6 +718,11 @@ struct Poller::Impl {
   };
   int epoll_fd = -1;
   std::vector<std::unique_ptr<Shard>> shards;
+  // At most this many requests at once (Poller::k_max_in_flight by default).
+  std::size_t max_in_flight = Poller::k_max_in_flight;
+  // Easy handles done with a request, for the next ones (new_handle's options kept): at most
+  // max_in_flight. Destroyed before the shards.
+  std::vector<EasyPtr> idle;
 
   Impl() {
     global_init_once();
@@ -696,6 +731,7 @@ struct Poller::Impl {
     shards.resize(k_shards);
   }
   ~Impl() {
+    idle.clear();
     shards.clear();  // closes the cached connections, which unregister their sockets first
     if (epoll_fd >= 0) ::close(epoll_fd);
   }
@@ -765,13 +801,31 @@ std::vector<Result<std::vector<Entry>>> Poller::Impl::run(std::vector<Transfer>&
                                                           const AnswersCallback& on_answers) {
   std::vector<Result<std::vector<Entry>>> results;
   if (transfers.empty()) return results;
+  const auto started = std::chrono::steady_clock::now();
 
+  // Each transfer's host, its shard, and each host's queue of transfers waiting for a slot.
+  struct Host {
+    std::vector<std::size_t> waiting;  // transfer indices, taken from `next` on
+    std::size_t next = 0;
+    long in_flight = 0;
+    bool ready = false;  // in ready_hosts
+  };
+  std::vector<Host> hosts;
+  std::vector<std::size_t> host_of(transfers.size());
   std::vector<Shard*> shard_of(transfers.size(), nullptr);
+  {
+    std::unordered_map<std::string, std::size_t> host_index;
+    for (std::size_t i = 0; i < transfers.size(); ++i) {
+      const auto [it, added] = host_index.try_emplace(authority_of(transfers[i].site->url),
+                                                      hosts.size());
+      if (added) hosts.emplace_back();
+      host_of[i] = it->second;
+      hosts[it->second].waiting.push_back(i);
+    }
+  }
   std::vector<long> sites_per_shard(k_shards, 0);
-  std::unordered_map<std::string, int> sites_per_host;
-  for (const Transfer& transfer : transfers) ++sites_per_host[authority_of(transfer.site->url)];
   for (std::size_t i = 0; i < transfers.size(); ++i) {
-    transfers[i].close_after = sites_per_host[authority_of(transfers[i].site->url)] > 1;
+    transfers[i].close_after = hosts[host_of[i]].waiting.size() > 1;
     shard_of[i] = shard_for(*transfers[i].site);
     if (shard_of[i] != nullptr) ++sites_per_shard[shard_of[i]->index];
   }
@@ -783,29 +837,88 @@ std::vector<Result<std::vector<Entry>>> Poller::Impl::run(std::vector<Transfer>&
     }
   }
 
-  std::size_t running_count = 0;
-  for (std::size_t i = 0; i < transfers.size(); ++i) {
-    Transfer& transfer = transfers[i];
-    std::string setup_error =
-        shard_of[i] != nullptr ? set_up(transfer, timeout) : "could not create a libcurl multi handle";
-    if (setup_error.empty() &&
-        curl_multi_add_handle(shard_of[i]->multi.get(), transfer.easy.get()) != CURLM_OK) {
-      setup_error = "could not start the request";
-    }
-    if (!setup_error.empty()) {
-      transfer.done = true;
-      transfer.code = CURLE_FAILED_INIT;
-      std::snprintf(transfer.error_buffer.data(), transfer.error_buffer.size(), "%s",
-                    setup_error.c_str());
-      transfer.easy.reset();
-      continue;
-    }
-    ++running_count;
-  }
-
-  const auto deadline = std::chrono::steady_clock::now() + timeout + k_loop_grace;
   std::vector<bool> delivered(transfers.size(), false);
   std::vector<std::pair<std::size_t, Result<std::vector<Entry>>>> pending;
+  if (!on_answers) results.resize(transfers.size(), core::fail(ErrorKind::internal, "not asked"));
+  // A finished transfer's outcome, handed over (fetch_each) or kept in order (fetch_all); its
+  // handle goes back to `idle` for the next request.
+  const auto finish = [&](std::size_t index) {
+    Transfer& transfer = transfers[index];
+    auto outcome = outcome_of(transfer, timeout);
+    if (on_answers) {
+      pending.emplace_back(index, std::move(outcome));
+    } else {
+      results[index] = std::move(outcome);
+    }
+    delivered[index] = true;
+    transfer.body = std::string{};
+    if (EasyPtr easy = released(transfer); easy && idle.size() < max_in_flight) {
+      idle.push_back(std::move(easy));
+    }
+  };
+
+  // Hosts with a transfer waiting and a free per-host slot, taken in turn: one host with
+  // thousands of sites cannot hold every slot while others wait.
+  std::deque<std::size_t> ready_hosts;
+  for (std::size_t h = 0; h < hosts.size(); ++h) {
+    hosts[h].ready = true;
+    ready_hosts.push_back(h);
+  }
+  std::size_t in_flight = 0;
+  std::size_t waiting = transfers.size();
+  const auto make_ready = [&](std::size_t h) {
+    Host& host = hosts[h];
+    if (!host.ready && host.next < host.waiting.size() && host.in_flight < k_max_per_host) {
+      host.ready = true;
+      ready_hosts.push_back(h);
+    }
+  };
+  // Starts waiting transfers while slots are free. A transfer started late gets what is left of
+  // the poll's timeout; when nothing is left, the rest are not started (they time out).
+  const auto admit = [&] {
+    while (in_flight < max_in_flight && !ready_hosts.empty()) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          started + timeout - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        ready_hosts.clear();
+        waiting = 0;
+        return;
+      }
+      const std::size_t h = ready_hosts.front();
+      ready_hosts.pop_front();
+      Host& host = hosts[h];
+      host.ready = false;
+      if (host.next >= host.waiting.size() || host.in_flight >= k_max_per_host) continue;
+      const std::size_t i = host.waiting[host.next++];
+      --waiting;
+      Transfer& transfer = transfers[i];
+      EasyPtr easy;
+      if (!idle.empty()) {
+        easy = std::move(idle.back());
+        idle.pop_back();
+      }
+      std::string setup_error = shard_of[i] != nullptr
+                                    ? set_up(transfer, core::Duration{left.count()}, std::move(easy))
+                                    : "could not create a libcurl multi handle";
+      if (setup_error.empty() &&
+          curl_multi_add_handle(shard_of[i]->multi.get(), transfer.easy.get()) != CURLM_OK) {
+        setup_error = "could not start the request";
+      }
+      if (!setup_error.empty()) {
+        transfer.done = true;
+        transfer.code = CURLE_FAILED_INIT;
+        std::snprintf(transfer.error_buffer.data(), transfer.error_buffer.size(), "%s",
+                      setup_error.c_str());
+        finish(i);
+      } else {
+        ++host.in_flight;
+        ++in_flight;
+      }
+      make_ready(h);
+    }
+  };
+
+  const auto deadline = started + timeout + k_loop_grace;
   auto last_hand_over = std::chrono::steady_clock::now() - k_hand_over_every;
   const auto collect = [&](Shard& shard) {
     int queued = 0;
@@ -817,115 +930,98 @@ std::vector<Result<std::vector<Entry>>> Poller::Impl::run(std::vector<Transfer>&
       transfer->done = true;
       transfer->code = message->data.result;
       const auto index = static_cast<std::size_t>(transfer - transfers.data());
-      if (on_answers) {
-        // Handed over as soon as it is in (SPEC §3: no patient waits for another's Nightscout).
-        pending.emplace_back(index, outcome_of(*transfer, timeout));
-        delivered[index] = true;
-        transfer->body = std::string{};
-      }
       // Removed now: its connection goes back to the cache for the next poll.
       curl_multi_remove_handle(shard.multi.get(), transfer->easy.get());
-      if (on_answers) transfer->easy.reset();
+      // Handed over as soon as it is in (SPEC §3: no patient waits for another's Nightscout).
+      finish(index);
+      --in_flight;
+      --hosts[host_of[index]].in_flight;
+      make_ready(host_of[index]);
     }
   };
-  const auto hand_over = [&] {
+  const auto hand_over = [&](bool now_or_never) {
     // Answers that came in within k_hand_over_every of each other go together, so that a
     // thousand sites answering at once are a few batches, not a thousand.
     const auto now = std::chrono::steady_clock::now();
-    if (on_answers && !pending.empty() && now - last_hand_over >= k_hand_over_every) {
+    if (on_answers && !pending.empty() &&
+        (now_or_never || now - last_hand_over >= k_hand_over_every)) {
       on_answers(std::move(pending));
       pending.clear();
       last_hand_over = now;
     }
   };
-  const auto still_running = [&] {
-    int total = 0;
-    for (const auto& shard : shards) total += shard ? shard->running : 0;
-    return total;
-  };
-  // Failed set-ups are answers too.
-  if (on_answers) {
-    std::vector<std::pair<std::size_t, Result<std::vector<Entry>>>> failed;
-    for (std::size_t i = 0; i < transfers.size(); ++i) {
-      if (transfers[i].done) {
-        failed.emplace_back(i, outcome_of(transfers[i], timeout));
-        delivered[i] = true;
+  admit();
+  hand_over(true);  // failed set-ups are answers too
+  for (auto& shard : shards) {
+    if (!shard || in_flight == 0) continue;
+    curl_multi_socket_action(shard->multi.get(), CURL_SOCKET_TIMEOUT, 0, &shard->running);
+    collect(*shard);
+  }
+  admit();
+  hand_over(false);
+  std::vector<epoll_event> events(1024);
+  while ((in_flight > 0 || waiting > 0) && std::chrono::steady_clock::now() < deadline) {
+    const auto now = std::chrono::steady_clock::now();
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+    for (const auto& shard : shards) {
+      if (!shard || !shard->timer) continue;
+      wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(std::max(
+                                *shard->timer - now, std::chrono::steady_clock::duration{0})));
+    }
+    // Answers held back to travel together wait no longer than k_hand_over_every.
+    if (!pending.empty()) wait = std::min(wait, k_hand_over_every);
+    const int wait_ms = static_cast<int>(std::clamp<std::int64_t>(wait.count(), 0, k_poll_slice_ms));
+    const int ready = epoll_wait(epoll_fd, events.data(), static_cast<int>(events.size()), wait_ms);
+    if (ready < 0 && errno != EINTR) {
+      // Should not happen; avoid a hot loop and let libcurl's timeouts move things on.
+      std::this_thread::sleep_for(std::chrono::milliseconds{10});
+      for (auto& shard : shards) {
+        if (shard) shard->timer = std::chrono::steady_clock::now();
       }
     }
-    if (!failed.empty()) on_answers(std::move(failed));
-  }
-  if (running_count > 0) {
+    for (int i = 0; i < ready; ++i) {
+      const epoll_event& event = events[static_cast<std::size_t>(i)];
+      const auto index = static_cast<std::size_t>(event.data.u64 >> 32);
+      const auto socket = static_cast<curl_socket_t>(event.data.u64 & 0xffffffffu);
+      if (index >= shards.size() || !shards[index]) continue;
+      const int mask = ((event.events & EPOLLIN) != 0 ? CURL_CSELECT_IN : 0) |
+                       ((event.events & EPOLLOUT) != 0 ? CURL_CSELECT_OUT : 0) |
+                       ((event.events & (EPOLLERR | EPOLLHUP)) != 0 ? CURL_CSELECT_ERR : 0);
+      Shard& shard = *shards[index];
+      curl_multi_socket_action(shard.multi.get(), socket, mask, &shard.running);
+      collect(shard);
+    }
+    const auto after = std::chrono::steady_clock::now();
     for (auto& shard : shards) {
-      if (!shard) continue;
+      if (!shard || !shard->timer || after < *shard->timer) continue;
       curl_multi_socket_action(shard->multi.get(), CURL_SOCKET_TIMEOUT, 0, &shard->running);
       collect(*shard);
     }
-    hand_over();
-    std::vector<epoll_event> events(1024);
-    while (still_running() > 0 && std::chrono::steady_clock::now() < deadline) {
-      const auto now = std::chrono::steady_clock::now();
-      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
-      for (const auto& shard : shards) {
-        if (!shard || !shard->timer) continue;
-        wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(std::max(
-                                  *shard->timer - now, std::chrono::steady_clock::duration{0})));
-      }
-      // Answers held back to travel together wait no longer than k_hand_over_every.
-      if (!pending.empty()) wait = std::min(wait, k_hand_over_every);
-      const int wait_ms =
-          static_cast<int>(std::clamp<std::int64_t>(wait.count(), 0, k_poll_slice_ms));
-      const int ready = epoll_wait(epoll_fd, events.data(), static_cast<int>(events.size()), wait_ms);
-      if (ready < 0 && errno != EINTR) {
-        // Should not happen; avoid a hot loop and let libcurl's timeouts move things on.
-        std::this_thread::sleep_for(std::chrono::milliseconds{10});
-        for (auto& shard : shards) {
-          if (shard) shard->timer = std::chrono::steady_clock::now();
-        }
-      }
-      for (int i = 0; i < ready; ++i) {
-        const epoll_event& event = events[static_cast<std::size_t>(i)];
-        const auto index = static_cast<std::size_t>(event.data.u64 >> 32);
-        const auto socket = static_cast<curl_socket_t>(event.data.u64 & 0xffffffffu);
-        if (index >= shards.size() || !shards[index]) continue;
-        const int mask = ((event.events & EPOLLIN) != 0 ? CURL_CSELECT_IN : 0) |
-                         ((event.events & EPOLLOUT) != 0 ? CURL_CSELECT_OUT : 0) |
-                         ((event.events & (EPOLLERR | EPOLLHUP)) != 0 ? CURL_CSELECT_ERR : 0);
-        Shard& shard = *shards[index];
-        curl_multi_socket_action(shard.multi.get(), socket, mask, &shard.running);
-        collect(shard);
-      }
-      const auto after = std::chrono::steady_clock::now();
-      for (auto& shard : shards) {
-        if (!shard || !shard->timer || after < *shard->timer) continue;
-        curl_multi_socket_action(shard->multi.get(), CURL_SOCKET_TIMEOUT, 0, &shard->running);
-        collect(*shard);
-      }
-      hand_over();
-    }
+    admit();
+    hand_over(false);
   }
 
-  if (on_answers) {
-    std::vector<std::pair<std::size_t, Result<std::vector<Entry>>>> rest = std::move(pending);
-    for (std::size_t i = 0; i < transfers.size(); ++i) {
-      if (delivered[i]) continue;
-      rest.emplace_back(i, outcome_of(transfers[i], timeout));  // timed out
-      if (transfers[i].easy && !transfers[i].done) {
-        curl_multi_remove_handle(shard_of[i]->multi.get(), transfers[i].easy.get());
-      }
-    }
-    if (!rest.empty()) on_answers(std::move(rest));
-    return results;
-  }
+  // Whatever has not finished by now timed out (or was never started: no time was left).
   for (std::size_t i = 0; i < transfers.size(); ++i) {
-    results.push_back(outcome_of(transfers[i], timeout));
-    if (transfers[i].easy && !transfers[i].done) {
+    if (delivered[i]) continue;
+    if (transfers[i].easy) {
       curl_multi_remove_handle(shard_of[i]->multi.get(), transfers[i].easy.get());
     }
+    auto outcome = outcome_of(transfers[i], timeout);
+    transfers[i].easy.reset();  // stopped mid-transfer: not reused
+    if (on_answers) {
+      pending.emplace_back(i, std::move(outcome));
+    } else {
+      results[i] = std::move(outcome);
+    }
   }
+  hand_over(true);
   return results;
 }
 
-Poller::Poller() : impl_(std::make_unique<Impl>()) {}
+Poller::Poller(std::size_t max_in_flight) : impl_(std::make_unique<Impl>()) {
+  impl_->max_in_flight = std::max<std::size_t>(1, max_in_flight);
+}
 Poller::~Poller() = default;
 
 void Poller::fetch_each(const std::vector<EntriesRequest>& requests, core::Duration timeout,

@@ -4,12 +4,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "scout/adapters/nightscout.hpp"
@@ -302,4 +304,91 @@ TEST_CASE("RecentEntries reads a site in full while its newest reading is overdu
   CHECK_FALSE(recent.requests(sites, k_now + 2min)[0].after.has_value());
   REQUIRE(recent.fold(0, every_five_minutes(6, 11min)));
   CHECK_FALSE(recent.requests(sites, k_now + 3min)[0].after.has_value());
+}
+
+TEST_CASE("Poller runs at most its limit of requests at once, a hung site holding one slot",
+          "[nightscout][adapters]") {
+  // Given one hung site and five slow ones (50 ms each), each on its own host name, and a poller
+  // that runs at most two requests at once
+  scout::test::FakeNightscout ns;
+  std::mutex mutex;
+  int active = 0;
+  int most_active = 0;
+  ns.server().Get(R"(/api/v1/entries/sgv\.json)", [&](const httplib::Request& req,
+                                                       httplib::Response& res) {
+    {
+      const std::lock_guard lock{mutex};
+      most_active = std::max(most_active, ++active);
+    }
+    if (req.get_header_value("Host").starts_with("hung.")) {
+      ns.hold(30s);
+    } else {
+      std::this_thread::sleep_for(50ms);  // a slow server, not a wait for the test
+    }
+    {
+      const std::lock_guard lock{mutex};
+      --active;
+    }
+    res.set_content(R"([{"type":"sgv","sgv":120,"date":1716580000000}])", "application/json");
+  });
+  REQUIRE(ns.start());
+  const std::string port = std::to_string(ns.port());
+  std::vector<NightscoutSite> sites{{"http://hung.localhost:" + port, "", ""}};
+  for (int i = 1; i <= 5; ++i) {
+    sites.push_back({"http://p" + std::to_string(i) + ".localhost:" + port, "", ""});
+  }
+  std::vector<EntriesRequest> requests;
+  for (const auto& site : sites) requests.push_back(EntriesRequest{&site, std::nullopt});
+  Poller poller{2};
+  // When it polls them with a 3 s timeout
+  std::vector<std::pair<std::size_t, bool>> got;  // (site, answered) in arrival order
+  poller.fetch_each(requests, 3s, [&](auto&& answers) {
+    for (auto& [i, answer] : answers) got.emplace_back(i, answer.has_value());
+  });
+  ns.release();
+  // Then every slow site answered, one after another in the slot the hung one left free, before
+  // the hung one timed out, last
+  REQUIRE(got.size() == 6);
+  for (std::size_t k = 0; k < 5; ++k) {
+    CHECK(got[k].first != 0);
+    CHECK(got[k].second);
+  }
+  CHECK(got[5] == std::pair<std::size_t, bool>{0, false});
+  // And never more than two requests were at the server at once
+  CHECK(most_active == 2);
+}
+
+TEST_CASE("Poller gives a request started late only what is left of the poll's timeout",
+          "[nightscout][adapters]") {
+  // Given two hung sites and a poller that runs one request at a time
+  scout::test::FakeNightscout ns;
+  ns.server().Get(R"(/api/v1/entries/sgv\.json)",
+                  [&](const httplib::Request&, httplib::Response& res) {
+                    ns.hold(30s);
+                    res.status = 500;
+                  });
+  REQUIRE(ns.start());
+  const std::string port = std::to_string(ns.port());
+  const std::vector<NightscoutSite> sites{{"http://a.localhost:" + port, "", ""},
+                                          {"http://b.localhost:" + port, "", ""}};
+  Poller poller{1};
+  // When it polls both with a 800 ms timeout
+  std::vector<scout::core::Result<std::vector<Entry>>> got;
+  const auto started = std::chrono::steady_clock::now();
+  poller.fetch_each({EntriesRequest{&sites[0], std::nullopt}, EntriesRequest{&sites[1], std::nullopt}},
+                    800ms, [&](auto&& answers) {
+                      for (auto& [i, answer] : answers) got.push_back(std::move(answer));
+                    });
+  const auto elapsed = std::chrono::steady_clock::now() - started;
+  ns.release();
+  // Then both are timeouts, after one timeout in all, not two (loose bound for slow machines)
+  REQUIRE(got.size() == 2);
+  for (const auto& answer : got) {
+    REQUIRE_FALSE(answer.has_value());
+    CHECK(answer.error().kind == ErrorKind::timeout);
+  }
+  CHECK(elapsed >= 750ms);
+  CHECK(elapsed < 1500ms);
+  // And the second was never started: no time was left for it
+  CHECK(ns.requests().size() == 1);
 }

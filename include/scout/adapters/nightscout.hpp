@@ -49,8 +49,8 @@ std::string redacted_site_url(const core::NightscoutSite& site);
 // what happened: auth (401/403), http_status (other non-2xx, with the code), timeout, network,
 // not_json (HTML page), malformed_json. TLS certificates are verified. Redirects are not
 // followed (a 3xx is http_status naming the target): following one would resend the
-// credentials to wherever it points. All sites are asked at once, however many (at most 256 at
-// a time per host:port, the rest queued); the first call raises the soft RLIMIT_NOFILE to
+// credentials to wherever it points. All sites are asked at once (at most 2,048 at a time, and 256
+// per host:port, the rest queued as Poller's); the first call raises the soft RLIMIT_NOFILE to
 // the hard limit so 10,000 sites fit. A one-shot poll (a Poller for one call). Returns after at
 // most about `timeout` (+ a few seconds of grace that only a libcurl bug could use). Requires: timeout > 0 (smaller is taken as 1 ms).
 // Thread-safety: may be called from any one thread at a time per process.
@@ -85,7 +85,14 @@ struct EntriesRequest {
 // next. Thread-safety: one thread at a time.
 class Poller {
  public:
-  Poller();
+  // At most this many requests run at once over all hosts (and at most 256 per host:port), each
+  // holding a libcurl easy handle (about 6-9 KiB with its buffers); the rest wait for a free
+  // slot, hosts taken in turn, within the same poll timeout: a request started late gets what is
+  // left of it, and one never started by then is a timeout. So one hung site holds one slot and
+  // delays nobody; only thousands of hung sites at once would. Finished handles serve the next
+  // requests (libcurl keeps their options), at most this many kept between polls.
+  static constexpr std::size_t k_max_in_flight = 2048;
+  explicit Poller(std::size_t max_in_flight = k_max_in_flight);  // 0 is taken as 1
   ~Poller();
   Poller(const Poller&) = delete;
   Poller& operator=(const Poller&) = delete;
