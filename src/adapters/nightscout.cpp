@@ -754,9 +754,9 @@ struct Poller::Impl {
       curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, &Impl::on_timer);
       curl_multi_setopt(multi, CURLMOPT_TIMERDATA, made.get());
       // Many sites on one host:port (a clinic's shared Nightscout host): libcurl searches that
-      // host's connections for every new transfer, so thousands at once cost N². At most this
-      // many run at once per host; the rest wait their turn inside libcurl (their timeout runs
-      // meanwhile) and then reuse the kept-alive connections.
+      // host's connections for every new transfer, so thousands at once cost N². run() starts at
+      // most this many per host at once (the rest wait their turn, their timeout running
+      // meanwhile); libcurl is told the same limit.
       curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, k_max_per_host);
       curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
       shard = std::move(made);
