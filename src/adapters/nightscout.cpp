@@ -837,7 +837,6 @@ std::vector<Result<std::vector<Entry>>> Poller::Impl::run(std::vector<Transfer>&
     }
   }
 
-  std::vector<bool> delivered(transfers.size(), false);
   std::vector<std::pair<std::size_t, Result<std::vector<Entry>>>> pending;
   if (!on_answers) results.resize(transfers.size(), core::fail(ErrorKind::internal, "not asked"));
   // A finished transfer's outcome, handed over (fetch_each) or kept in order (fetch_all); its
@@ -850,7 +849,6 @@ std::vector<Result<std::vector<Entry>>> Poller::Impl::run(std::vector<Transfer>&
     } else {
       results[index] = std::move(outcome);
     }
-    delivered[index] = true;
     transfer.body = std::string{};
     if (EasyPtr easy = released(transfer); easy && idle.size() < max_in_flight) {
       idle.push_back(std::move(easy));
@@ -1003,7 +1001,7 @@ std::vector<Result<std::vector<Entry>>> Poller::Impl::run(std::vector<Transfer>&
 
   // Whatever has not finished by now timed out (or was never started: no time was left).
   for (std::size_t i = 0; i < transfers.size(); ++i) {
-    if (delivered[i]) continue;
+    if (transfers[i].done) continue;  // finished, and handed over by finish()
     if (transfers[i].easy) {
       curl_multi_remove_handle(shard_of[i]->multi.get(), transfers[i].easy.get());
     }
