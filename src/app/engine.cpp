@@ -35,12 +35,37 @@ Engine::Engine(core::Config config, core::State state, StateStorage& store, Jour
       state_(std::move(state)),
       log_journal_(log_journal),
       store_(store),
-      journal_(journal) {}
+      journal_(journal) {
+  note_alarmed(core::Tick{});
+}
+
+void Engine::note_alarmed(const core::Event& event) {
+  const auto note = [this](const std::string& name, const core::PatientState* ps) {
+    if (ps != nullptr && core::has_alarm(*ps)) {
+      alarmed_.insert(name);
+    } else {
+      alarmed_.erase(name);
+    }
+  };
+  // A batch of answers changes only its own patients (core::step_in_place).
+  if (const auto* assessed = std::get_if<core::Assessed>(&event); assessed && assessed->partial) {
+    for (const auto& one : assessed->patients) {
+      const auto it = state_.patients.find(one.patient);
+      note(one.patient, it == state_.patients.end() ? nullptr : &it->second);
+    }
+    return;
+  }
+  alarmed_.clear();
+  for (const auto& [name, ps] : state_.patients) {
+    if (core::has_alarm(ps)) alarmed_.insert(alarmed_.end(), name);
+  }
+}
 
 Engine::Applied Engine::apply(const core::Event& event, core::TimePoint now, bool defer_save) {
   const std::lock_guard lock{mutex_};
   // In place (SPEC §7): an event costs what it touches, not a copy of every patient.
   core::Stepped transition = core::step_in_place(config_, index_, state_, event, now);
+  note_alarmed(event);
   const bool changed = transition.changed;
   const bool acts = std::any_of(transition.actions.begin(), transition.actions.end(),
                                 [](const core::Action& a) {
@@ -90,7 +115,7 @@ core::State Engine::state() const {
 
 std::optional<core::TimePoint> Engine::next_due(core::TimePoint now) const {
   const std::lock_guard lock{mutex_};
-  return core::next_due(index_, state_, now);
+  return core::next_due(index_, state_, alarmed_, now);
 }
 
 core::Status Engine::save() const {

@@ -2,6 +2,8 @@
 #include "scout/app/logging.hpp"
 
 #include <algorithm>
+#include <set>
+#include <string>
 #include <utility>
 
 #include <spdlog/spdlog.h>
@@ -502,9 +504,13 @@ struct InFlight {
   core::TimePoint placed_at{};
 };
 
-std::vector<InFlight> in_flight(const core::State& state) {
+// Calls live in active alarms: only the patients in `alarmed` (Engine::read_alarmed) are looked at.
+std::vector<InFlight> in_flight(const core::State& state, const std::set<std::string>& alarmed) {
   std::vector<InFlight> calls;
-  for (const auto& [name, patient] : state.patients) {
+  for (const auto& name : alarmed) {
+    const auto it = state.patients.find(name);
+    if (it == state.patients.end()) continue;
+    const core::PatientState& patient = it->second;
     for (const auto* alarm : {&patient.glucose, &patient.data}) {
       if (!alarm->has_value()) continue;
       for (const auto& call : (*alarm)->calls) {
@@ -519,7 +525,7 @@ std::vector<InFlight> in_flight(const core::State& state) {
 
 }  // namespace
 
-bool Service::calls_in_flight() const { return !engine_->read(in_flight).empty(); }
+bool Service::calls_in_flight() const { return !engine_->read_alarmed(in_flight).empty(); }
 
 void Service::poll_calls() {
   notice_clock_jump();
@@ -527,7 +533,7 @@ void Service::poll_calls() {
 }
 
 void Service::poll_calls_placed_before(core::TimePoint before) {
-  for (const auto& call : engine_->read(in_flight)) {
+  for (const auto& call : engine_->read_alarmed(in_flight)) {
     if (call.placed_at >= before) continue;
     if (options_.listening && clock_.now() - call.placed_at < k_webhook_grace) continue;
     const auto status = telephony_.poll_call(call.provider, call.call_id);

@@ -1117,47 +1117,68 @@ std::optional<TimePoint> next_due(const Config& config, const State& state, Time
   return next_due(PatientIndex{config}, state, now);
 }
 
-std::optional<TimePoint> next_due(const PatientIndex& index, const State& state, TimePoint now) {
-  std::optional<TimePoint> due;
+namespace {
+
+// What of `ps` (patient `name`, with an alarm active) is due, folded into `due` (next_due).
+void consider_due(const PatientIndex& index, const std::string& name, const PatientState& ps,
+                  TimePoint now, std::optional<TimePoint>& due) {
+  const Patient* found = index.find(name);
+  if (found == nullptr) return;  // no longer in the config
+  const Patient& patient = *found;
   const auto consider = [&due](TimePoint t) {
     if (!due || t < *due) due = t;
   };
+  for (const auto* slot : {&ps.glucose, &ps.data}) {
+    if (!*slot) continue;
+    const ActiveAlarm& a = **slot;
+    for (const auto& call : a.calls) {
+      if (!is_final(call.progress)) consider(call.placed_at + k_call_outcome_timeout);
+    }
+    // SPEC §4.9: a glucose alarm is paused while a data alarm is active, and from the moment
+    // its newest reading goes stale; only an assessment (fresh data) resumes it, so nothing
+    // of it is due by time. `fresh_until` is the last instant its reading is fresh.
+    std::optional<TimePoint> fresh_until;
+    if (slot == &ps.glucose) {
+      if (a.in_band || glucose_paused(ps, patient.settings, now)) continue;
+      fresh_until = readings_fresh_until(ps, patient.settings);
+    }
+    const auto consider_step = [&](TimePoint t) {
+      if (!fresh_until || t <= *fresh_until) consider(t);
+    };
+    if (a.snoozed_until) {
+      consider_step(*a.snoozed_until);
+      continue;
+    }
+    const auto& steps = chain_of(patient.settings, a);
+    if (steps.empty()) continue;
+    if (a.next_step >= static_cast<int>(steps.size())) {
+      consider_step(a.last_step_at.value_or(a.chain_start) + patient.settings.escalation.repeat);
+    } else {
+      consider_step(a.chain_start + steps[static_cast<std::size_t>(a.next_step)].after);
+      // Normally run by the event that made it true; due at once if it is still pending.
+      if (previous_step_unanswered(a)) consider_step(a.last_step_at.value_or(a.chain_start));
+    }
+  }
+}
+
+}  // namespace
+
+std::optional<TimePoint> next_due(const PatientIndex& index, const State& state, TimePoint now) {
+  std::optional<TimePoint> due;
   // Only patients with an alarm active have anything due: the rest cost a step of the walk.
   for (const auto& [name, ps] : state.patients) {
-    if (!ps.glucose && !ps.data) continue;
-    const Patient* found = index.find(name);
-    if (found == nullptr) continue;  // no longer in the config
-    const Patient& patient = *found;
-    for (const auto* slot : {&ps.glucose, &ps.data}) {
-      if (!*slot) continue;
-      const ActiveAlarm& a = **slot;
-      for (const auto& call : a.calls) {
-        if (!is_final(call.progress)) consider(call.placed_at + k_call_outcome_timeout);
-      }
-      // SPEC §4.9: a glucose alarm is paused while a data alarm is active, and from the moment
-      // its newest reading goes stale; only an assessment (fresh data) resumes it, so nothing
-      // of it is due by time. `fresh_until` is the last instant its reading is fresh.
-      std::optional<TimePoint> fresh_until;
-      if (slot == &ps.glucose) {
-        if (a.in_band || glucose_paused(ps, patient.settings, now)) continue;
-        fresh_until = readings_fresh_until(ps, patient.settings);
-      }
-      const auto consider_step = [&](TimePoint t) {
-        if (!fresh_until || t <= *fresh_until) consider(t);
-      };
-      if (a.snoozed_until) {
-        consider_step(*a.snoozed_until);
-        continue;
-      }
-      const auto& steps = chain_of(patient.settings, a);
-      if (steps.empty()) continue;
-      if (a.next_step >= static_cast<int>(steps.size())) {
-        consider_step(a.last_step_at.value_or(a.chain_start) + patient.settings.escalation.repeat);
-      } else {
-        consider_step(a.chain_start + steps[static_cast<std::size_t>(a.next_step)].after);
-        // Normally run by the event that made it true; due at once if it is still pending.
-        if (previous_step_unanswered(a)) consider_step(a.last_step_at.value_or(a.chain_start));
-      }
+    if (has_alarm(ps)) consider_due(index, name, ps, now, due);
+  }
+  return due;
+}
+
+std::optional<TimePoint> next_due(const PatientIndex& index, const State& state,
+                                  const std::set<std::string>& alarmed, TimePoint now) {
+  std::optional<TimePoint> due;
+  for (const auto& name : alarmed) {
+    const auto it = state.patients.find(name);
+    if (it != state.patients.end() && has_alarm(it->second)) {
+      consider_due(index, name, it->second, now, due);
     }
   }
   return due;

@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -163,4 +164,81 @@ TEST_CASE("engine saves again on the next event after a failed save, even with n
   REQUIRE(loaded);
   CHECK(loaded->state == engine.state());
   CHECK(loaded->state.patients.at("Alice").glucose.has_value());
+}
+
+TEST_CASE("engine keeps the names of the patients with an alarm active through batches, ticks "
+          "and calls, and its next_due is the full walk's",
+          "[app][engine]") {
+  TempDirectory dir;
+  adapters::StateStore store(dir.file("state.json"));
+  app::FileStateStorage storage(store);
+  app::FileJournal journal(dir.file("journal.jsonl"));
+  core::Config config = one_patient();
+  for (const char* name : {"Bea", "Cy"}) {
+    core::Patient other = config.patients[0];
+    other.name = name;
+    config.patients.push_back(other);
+  }
+  const auto assessed = [](const std::string& name, int sgv, core::TimePoint at) {
+    core::PatientAssessed one;
+    one.patient = name;
+    one.assessment.latest = core::Entry{at - std::chrono::minutes{1}, sgv, "Flat"};
+    one.assessment.age = std::chrono::minutes{1};
+    if (sgv < 55) one.assessment.glucose = core::Alarm{core::AlarmKind::urgent_low, core::Severity::urgent};
+    return one;
+  };
+  // The engine's view must be the full walk's after every event.
+  const auto agrees = [&config](const app::Engine& engine, core::TimePoint now) {
+    const auto state = engine.state();
+    std::set<std::string> expected;
+    for (const auto& [name, ps] : state.patients) {
+      if (core::has_alarm(ps)) expected.insert(name);
+    }
+    CHECK(engine.read_alarmed([](const core::State&, const std::set<std::string>& alarmed) {
+      return alarmed;
+    }) == expected);
+    CHECK(engine.next_due(now) == core::next_due(config, state, now));
+    return expected;
+  };
+
+  core::TimePoint now = k_now;
+  std::set<std::string> alarmed;
+  {
+    app::Engine engine(config, core::State{}, storage, journal);
+    CHECK(agrees(engine, now).empty());
+    // A batch raises Alice and Cy; Bea is fine.
+    core::Assessed batch{{assessed("Alice", 48, now), assessed("Bea", 120, now),
+                          assessed("Cy", 50, now)}, /*partial=*/true};
+    const auto applied = engine.apply(batch, now);
+    CHECK(agrees(engine, now) == std::set<std::string>{"Alice", "Cy"});
+    REQUIRE_FALSE(applied.outbound.empty());
+    CHECK(engine.next_due(now).has_value());
+    // Alice's call is placed; the tick's end reaches everyone.
+    now += std::chrono::seconds{5};
+    engine.apply(core::CallPlaced{engine.state().patients.at("Alice").glucose->calls[0].key,
+                                  "console", "console-1", ""},
+                 now);
+    agrees(engine, now);
+    engine.apply(core::Tick{}, now);
+    agrees(engine, now);
+    // Cy acknowledges from the shell; a later batch with Bea low raises her too.
+    engine.apply(core::ShellCommand{core::ShellCommand::Kind::ack, "c1", "Cy", "test", {}, {}}, now);
+    agrees(engine, now);
+    now += std::chrono::minutes{1};
+    engine.apply(core::Assessed{{assessed("Bea", 45, now)}, true}, now);
+    alarmed = agrees(engine, now);
+    CHECK(alarmed.count("Bea") == 1);
+    // Steps fall due as time goes by.
+    for (int i = 0; i < 12; ++i) {
+      now += std::chrono::minutes{1};
+      engine.apply(core::Tick{}, now);
+      alarmed = agrees(engine, now);
+    }
+    CHECK_FALSE(alarmed.empty());
+  }
+  // A restart in the middle: the engine starts from the saved state with the same names.
+  const auto loaded = store.load();
+  REQUIRE(loaded);
+  app::Engine restarted(config, loaded->state, storage, journal);
+  CHECK(agrees(restarted, now) == alarmed);
 }

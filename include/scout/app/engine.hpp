@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "scout/app/seams.hpp"
@@ -54,7 +56,16 @@ class Engine {
     const std::lock_guard lock{mutex_};
     return reader(static_cast<const core::State&>(state_));
   }
-  // core::next_due of the current state at `now`.
+  // As read(), with `reader(const core::State&, const std::set<std::string>& alarmed)`: the
+  // names of the patients with an alarm active (core::has_alarm), kept up to date by apply().
+  // Only they can have calls in flight or anything due, so a look at them costs what is active,
+  // not every patient.
+  template <typename Reader>
+  auto read_alarmed(Reader&& reader) const {
+    const std::lock_guard lock{mutex_};
+    return reader(static_cast<const core::State&>(state_), alarmed_);
+  }
+  // core::next_due of the current state at `now`: O(patients with an alarm active).
   std::optional<core::TimePoint> next_due(core::TimePoint now) const;
   // Saves the current state unconditionally (at shutdown). Errors as StateStore::save.
   core::Status save() const;
@@ -73,6 +84,11 @@ class Engine {
   const core::Config config_;
   const core::PatientIndex index_;  // of config_
   core::State state_;
+  // The names of the patients of state_ with an alarm active: after a batch of answers only its
+  // patients are looked at again, after any other event all of them (see note_alarmed).
+  std::set<std::string> alarmed_;
+  // Brings alarmed_ up to date after `event` was applied (under the lock).
+  void note_alarmed(const core::Event& event);
   // The last save failed (mutable: save() is const): save on the next event even if nothing
   // changed.
   mutable bool unsaved_ = false;

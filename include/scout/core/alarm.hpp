@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -107,6 +108,10 @@ struct PatientState {
   ReadingFacts facts;
   bool operator==(const PatientState&) const = default;
 };
+
+// A glucose or a data alarm of `ps` is active: only then can anything of it be due by time, and
+// only then can it have calls (SPEC §4).
+inline bool has_alarm(const PatientState& ps) { return ps.glucose.has_value() || ps.data.has_value(); }
 
 // Calls and SMS sent to one number in the last hour, oldest first, across all patients and
 // alarms (SPEC §4.6: min_call_gap, max_calls_per_hour, max_sms_per_hour hold per number).
@@ -448,6 +453,11 @@ std::optional<TimePoint> next_due(const Config& config, const State& state, Time
 // The same, with the PatientIndex of the config (what the engine keeps): O(patients in `state`)
 // with a lookup only for those with an alarm active.
 std::optional<TimePoint> next_due(const PatientIndex& index, const State& state, TimePoint now);
+// The same, looking only at the patients named in `alarmed`: the caller keeps the names of every
+// patient with an alarm active (has_alarm), since no other patient has anything due. O(|alarmed|
+// log patients): the run loop asks this at every pass, whatever the number of patients.
+std::optional<TimePoint> next_due(const PatientIndex& index, const State& state,
+                                  const std::set<std::string>& alarmed, TimePoint now);
 
 // The calls of `state` that were decided (progress placing) but never confirmed by a provider (no
 // call_id), as the PlaceCall that decided them (same key, number, message and gather), in config
