@@ -764,7 +764,12 @@ struct Poller::Impl {
     return shard.get();
   }
 
-  static int on_socket(CURL*, curl_socket_t socket, int what, void* user, void*) {
+  // CURLMOPT_SOCKETFUNCTION. A socket libcurl hands over for the first time (or again after a
+  // CURL_POLL_REMOVE, which drops what curl_multi_assign kept) has a null `assigned`: it is added
+  // to the epoll set and marked; a marked one is modified. One epoll_ctl per change (a kept-alive
+  // connection is removed and handed over again with every request); the other operation is the
+  // fallback should the mark and the epoll set ever disagree.
+  static int on_socket(CURL*, curl_socket_t socket, int what, void* user, void* assigned) {
     auto* shard = static_cast<Shard*>(user);
     const int epoll_fd = shard->owner->epoll_fd;
     if (what == CURL_POLL_REMOVE) {
@@ -775,9 +780,11 @@ struct Poller::Impl {
     event.data.u64 = (std::uint64_t{shard->index} << 32) | static_cast<std::uint32_t>(socket);
     event.events = ((what & CURL_POLL_IN) != 0 ? EPOLLIN : 0u) |
                    ((what & CURL_POLL_OUT) != 0 ? EPOLLOUT : 0u);
-    if (epoll_ctl(epoll_fd, EPOLL_CTL_MOD, socket, &event) != 0) {
-      epoll_ctl(epoll_fd, EPOLL_CTL_ADD, socket, &event);
+    const bool added = assigned != nullptr;
+    if (epoll_ctl(epoll_fd, added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, socket, &event) != 0) {
+      epoll_ctl(epoll_fd, added ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, socket, &event);
     }
+    if (!added) curl_multi_assign(shard->multi.get(), socket, shard);
     return 0;
   }
   static int on_timer(CURLM*, long timeout_ms, void* user) {
