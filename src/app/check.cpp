@@ -151,70 +151,109 @@ CheckStatus overall_status(const std::vector<PatientReport>& reports) {
   return overall;
 }
 
+namespace {
+
+nlohmann::json seconds_or_null(const std::optional<core::Duration>& duration) {
+  return duration ? nlohmann::json(
+                        std::chrono::duration_cast<std::chrono::seconds>(*duration).count())
+                  : nlohmann::json(nullptr);
+}
+
+// One patient's object of the SPEC §1 document. Built by assignment: an initializer list would
+// copy every value once more.
+nlohmann::json patient_json(const PatientReport& report, core::GlucoseUnit unit) {
+  const auto& a = report.assessment;
+  nlohmann::json entry = nlohmann::json::object();
+  auto& would = entry["would"] = nlohmann::json::array();
+  for (const auto& action : report.would) {
+    auto& w = would.emplace_back(nlohmann::json::object());
+    w["channel"] = action.channel;
+    w["to"] = action.to;
+  }
+  auto& forecast = entry["forecast"] = nlohmann::json::array();
+  for (const auto& point : a.forecast) {
+    auto& f = forecast.emplace_back(nlohmann::json::object());
+    f["date"] = point.at.time_since_epoch().count();
+    f["sgv"] = point.mgdl;
+  }
+  entry["name"] = report.name;
+  entry["status"] = to_string(report.status);
+  entry["alarm"] = report.alarm ? nlohmann::json(core::to_string(report.alarm->kind))
+                                : nlohmann::json(nullptr);
+  entry["severity"] = report.alarm ? nlohmann::json(core::to_string(report.alarm->severity))
+                                   : nlohmann::json(nullptr);
+  entry["sgv"] = a.latest ? nlohmann::json(a.latest->sgv) : nlohmann::json(nullptr);
+  entry["glucose"] = a.latest ? nlohmann::json(core::format_glucose(a.latest->sgv, unit))
+                              : nlohmann::json(nullptr);
+  entry["unit"] = core::to_string(unit);
+  entry["direction"] = a.latest && !a.latest->direction.empty()
+                           ? nlohmann::json(a.latest->direction)
+                           : nlohmann::json(nullptr);
+  entry["arrow"] = a.latest ? nlohmann::json(core::direction_arrow(a.latest->direction))
+                            : nlohmann::json(nullptr);
+  entry["delta"] = optional_int(a.delta);
+  entry["age_s"] = seconds_or_null(a.age);
+  entry["date"] = a.latest ? nlohmann::json(a.latest->date.time_since_epoch().count())
+                           : nlohmann::json(nullptr);
+  entry["message"] =
+      report.message.empty() ? nlohmann::json(nullptr) : nlohmann::json(report.message);
+  auto& thresholds = entry["thresholds"] = nlohmann::json::object();
+  thresholds["urgent_low"] = a.thresholds.urgent_low;
+  thresholds["low"] = a.thresholds.low;
+  thresholds["high"] = a.thresholds.high;
+  thresholds["urgent_high"] = a.thresholds.urgent_high;
+  auto& stale = entry["stale"] = nlohmann::json::object();
+  stale["warn_s"] = std::chrono::duration_cast<std::chrono::seconds>(a.stale.warn).count();
+  stale["urgent_s"] = std::chrono::duration_cast<std::chrono::seconds>(a.stale.urgent).count();
+  entry["cadence_s"] = seconds_or_null(a.cadence);
+  entry["delta_display"] = a.delta && a.mgdl_5_mins_ago && a.latest
+                               ? nlohmann::json(core::format_delta_between(
+                                     a.latest->sgv, *a.mgdl_5_mins_ago, unit))
+                               : nlohmann::json(nullptr);
+  entry["status_code"] = optional_int(a.status_code);
+  entry["error"] = report.error ? nlohmann::json(*report.error) : nlohmann::json(nullptr);
+  return entry;
+}
+
+std::string dump_json(const nlohmann::json& value) {
+  return value.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
+
 nlohmann::json render_json(const std::vector<PatientReport>& reports, core::GlucoseUnit unit,
                            core::TimePoint now) {
   auto patients = nlohmann::json::array();
-  for (const auto& report : reports) {
-    const auto& a = report.assessment;
-    auto would = nlohmann::json::array();
-    for (const auto& action : report.would) {
-      would.push_back({{"channel", action.channel}, {"to", action.to}});
-    }
-    auto forecast = nlohmann::json::array();
-    for (const auto& point : a.forecast) {
-      forecast.push_back({{"date", point.at.time_since_epoch().count()}, {"sgv", point.mgdl}});
-    }
-    nlohmann::json entry = {
-        {"name", report.name},
-        {"status", to_string(report.status)},
-        {"alarm", report.alarm ? nlohmann::json(core::to_string(report.alarm->kind))
-                               : nlohmann::json(nullptr)},
-        {"severity", report.alarm ? nlohmann::json(core::to_string(report.alarm->severity))
-                                  : nlohmann::json(nullptr)},
-        {"sgv", a.latest ? nlohmann::json(a.latest->sgv) : nlohmann::json(nullptr)},
-        {"glucose", a.latest ? nlohmann::json(core::format_glucose(a.latest->sgv, unit))
-                             : nlohmann::json(nullptr)},
-        {"unit", core::to_string(unit)},
-        {"direction", a.latest && !a.latest->direction.empty()
-                          ? nlohmann::json(a.latest->direction)
-                          : nlohmann::json(nullptr)},
-        {"arrow", a.latest ? nlohmann::json(core::direction_arrow(a.latest->direction))
-                           : nlohmann::json(nullptr)},
-        {"delta", optional_int(a.delta)},
-        {"age_s", a.age ? nlohmann::json(std::chrono::duration_cast<std::chrono::seconds>(*a.age)
-                                             .count())
-                        : nlohmann::json(nullptr)},
-        {"date", a.latest ? nlohmann::json(a.latest->date.time_since_epoch().count())
-                          : nlohmann::json(nullptr)},
-        {"would", would},
-        {"message", report.message.empty() ? nlohmann::json(nullptr)
-                                           : nlohmann::json(report.message)},
-        {"thresholds",
-         {{"urgent_low", a.thresholds.urgent_low},
-          {"low", a.thresholds.low},
-          {"high", a.thresholds.high},
-          {"urgent_high", a.thresholds.urgent_high}}},
-        {"stale",
-         {{"warn_s", std::chrono::duration_cast<std::chrono::seconds>(a.stale.warn).count()},
-          {"urgent_s",
-           std::chrono::duration_cast<std::chrono::seconds>(a.stale.urgent).count()}}},
-        {"cadence_s",
-         a.cadence ? nlohmann::json(
-                         std::chrono::duration_cast<std::chrono::seconds>(*a.cadence).count())
-                   : nlohmann::json(nullptr)},
-        {"delta_display", a.delta && a.mgdl_5_mins_ago && a.latest
-                              ? nlohmann::json(core::format_delta_between(
-                                    a.latest->sgv, *a.mgdl_5_mins_ago, unit))
-                              : nlohmann::json(nullptr)},
-        {"forecast", forecast},
-        {"status_code", optional_int(a.status_code)},
-        {"error", report.error ? nlohmann::json(*report.error) : nlohmann::json(nullptr)},
-    };
-    patients.push_back(std::move(entry));
-  }
+  for (const auto& report : reports) patients.push_back(patient_json(report, unit));
   return {{"status", to_string(overall_status(reports))},
           {"checked_at", now.time_since_epoch().count()},
-          {"patients", patients}};
+          {"patients", std::move(patients)}};
+}
+
+void write_json(std::ostream& out, const std::vector<PatientReport>& reports,
+                core::GlucoseUnit unit, core::TimePoint now,
+                const std::optional<std::string>& service_error) {
+  CheckStatus overall = overall_status(reports);
+  if (service_error) overall = worse(overall, CheckStatus::unknown);
+  // nlohmann::json's objects are ordered by key: checked_at, patients, service_error, status;
+  // each patient's object is dumped on its own and indented two levels deeper (a dumped string
+  // holds no raw newline: JSON escapes it).
+  out << "{\n  \"checked_at\": " << now.time_since_epoch().count() << ",\n  \"patients\": [";
+  for (std::size_t i = 0; i < reports.size(); ++i) {
+    out << (i == 0 ? "\n    " : ",\n    ");
+    const std::string text = dump_json(patient_json(reports[i], unit));
+    std::size_t from = 0;
+    for (auto newline = text.find('\n'); newline != std::string::npos;
+         newline = text.find('\n', from)) {
+      out.write(text.data() + from, static_cast<std::streamsize>(newline - from));
+      out << "\n    ";
+      from = newline + 1;
+    }
+    out.write(text.data() + from, static_cast<std::streamsize>(text.size() - from));
+  }
+  out << (reports.empty() ? "]" : "\n  ]") << ",\n";
+  if (service_error) out << "  \"service_error\": " << dump_json(*service_error) << ",\n";
+  out << "  \"status\": " << dump_json(to_string(overall)) << "\n}";
 }
 
 std::string render_text(const std::vector<PatientReport>& reports, core::GlucoseUnit unit) {
@@ -425,12 +464,8 @@ int run_check(const CheckOptions& options, std::ostream& out, std::ostream& err)
   CheckStatus overall = overall_status(reports);
   if (service_error) overall = worse(overall, CheckStatus::unknown);
   if (options.format == "json") {
-    auto doc = render_json(reports, config.units, now);
-    if (service_error) {
-      doc["service_error"] = *service_error;
-      doc["status"] = to_string(overall);
-    }
-    out << doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    write_json(out, reports, config.units, now, service_error);
+    out << "\n";
   } else {
     if (options.sgv) {
       out << "simulated reading: " << core::format_glucose(*simulated_mgdl, config.units)

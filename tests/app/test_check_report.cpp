@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <sstream>
+
 #include "scout/app/check.hpp"
 
 using namespace scout;
@@ -183,4 +185,47 @@ TEST_CASE("the human table shows the sensor's LOW without a unit", "[app][check]
       {report(alice(), a, core::GlucoseUnit::mg_dl)}, core::GlucoseUnit::mg_dl);
   CHECK(text.find("Alice    LOW  ") != std::string::npos);
   CHECK(text.find("LOW mg/dL") == std::string::npos);
+}
+
+TEST_CASE("the streamed JSON is the document's dump, byte for byte", "[app][check]") {
+  const auto patient = alice();
+  auto urgent = reading(52, "SingleDown", -6, std::chrono::seconds{64});
+  urgent.glucose = core::Alarm{core::AlarmKind::urgent_low, core::Severity::urgent};
+  urgent.forecast = {{k_now + std::chrono::minutes{5}, 47}, {k_now + std::chrono::minutes{10}, 43}};
+  urgent.cadence = std::chrono::minutes{5};
+  core::Assessment failed;
+  failed.poll_error = core::Error{core::ErrorKind::network, "refused \"here\"\nand\xff there"};
+  auto fine = reading(120, "Flat", 1, std::chrono::seconds{30});
+  auto bob = patient;
+  bob.name = "B\xc3\xb6" "b \xfe";  // UTF-8, then a byte that is not
+
+  const auto unit = core::GlucoseUnit::mmol_l;
+  const std::vector<app::PatientReport> reports = {
+      report(patient, urgent, unit), report(patient, failed, unit), report(bob, fine, unit)};
+  const auto dump = [](const nlohmann::json& doc) {
+    return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+  };
+  for (std::size_t n = 0; n <= reports.size(); ++n) {
+    const std::vector<app::PatientReport> some(reports.begin(),
+                                               reports.begin() + static_cast<long>(n));
+    INFO(n << " patient(s)");
+    std::ostringstream streamed;
+    app::write_json(streamed, some, unit, k_now);
+    CHECK(streamed.str() == dump(app::render_json(some, unit, k_now)));
+
+    // SPEC §6: a service that cannot save makes the document unknown at least, with the reason.
+    auto doc = app::render_json(some, unit, k_now);
+    doc["service_error"] = "cannot save \"state\"";
+    doc["status"] = app::to_string(app::worse(app::overall_status(some), CheckStatus::unknown));
+    std::ostringstream with_error;
+    app::write_json(with_error, some, unit, k_now, std::string{"cannot save \"state\""});
+    CHECK(with_error.str() == dump(doc));
+  }
+  std::ostringstream all;
+  app::write_json(all, reports, unit, k_now);
+  const auto parsed = nlohmann::json::parse(all.str());
+  CHECK(parsed.at("status") == "critical");
+  CHECK(parsed.at("patients").size() == 3);
+  CHECK(parsed.at("patients").at(0).at("forecast").size() == 2);
+  CHECK(parsed.at("patients").at(1).at("error") == "refused \"here\"\nand\xef\xbf\xbd there");
 }

@@ -63,6 +63,14 @@ CheckStatus overall_status(const std::vector<PatientReport>& reports);
 nlohmann::json render_json(const std::vector<PatientReport>& reports, core::GlucoseUnit unit,
                            core::TimePoint now);
 
+// Writes render_json(reports, unit, now) as `dump(2)` would, byte for byte, one patient's object
+// at a time (10,000 patients are not held as one document). With `service_error`, the document
+// gains "service_error" and its "status" is at least unknown (SPEC §6). No trailing newline.
+// Invalid UTF-8 is replaced with U+FFFD, as in dump's error_handler_t::replace.
+void write_json(std::ostream& out, const std::vector<PatientReport>& reports,
+                core::GlucoseUnit unit, core::TimePoint now,
+                const std::optional<std::string>& service_error = std::nullopt);
+
 // The human table followed by one line per alarm or error, and the overall status.
 std::string render_text(const std::vector<PatientReport>& reports, core::GlucoseUnit unit);
 
