@@ -36,7 +36,7 @@ Engine::Engine(core::Config config, core::State state, StateStorage& store, Jour
       log_journal_(log_journal),
       store_(store),
       journal_(journal) {
-  note_alarmed(core::Tick{});
+  rebuild_alarmed();
 }
 
 void Engine::note_alarmed(const core::Event& event) {
@@ -55,6 +55,10 @@ void Engine::note_alarmed(const core::Event& event) {
     }
     return;
   }
+  rebuild_alarmed();
+}
+
+void Engine::rebuild_alarmed() {
   alarmed_.clear();
   for (const auto& [name, ps] : state_.patients) {
     if (core::has_alarm(ps)) alarmed_.insert(alarmed_.end(), name);

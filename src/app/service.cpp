@@ -469,10 +469,15 @@ void Service::tick() {
       const std::lock_guard lock{assessed_mutex_};
       for (const auto& one : last_assessed_) failed += one.assessment.poll_error ? 1 : 0;
     }
-    const auto [alarms, calls] = engine_->read([](const core::State& state) {
+    // Only the patients with an alarm active can count (Engine::read_alarmed).
+    const auto [alarms, calls] = engine_->read_alarmed([](const core::State& state,
+                                                          const std::set<std::string>& alarmed) {
       std::size_t a = 0;
       std::size_t c = 0;
-      for (const auto& [name, ps] : state.patients) {
+      for (const auto& name : alarmed) {
+        const auto it = state.patients.find(name);
+        if (it == state.patients.end()) continue;
+        const auto& ps = it->second;
         for (const auto* slot : {&ps.glucose, &ps.data}) {
           if (!*slot) continue;
           ++a;

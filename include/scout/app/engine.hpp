@@ -89,6 +89,9 @@ class Engine {
   std::set<std::string> alarmed_;
   // Brings alarmed_ up to date after `event` was applied (under the lock).
   void note_alarmed(const core::Event& event);
+  // alarmed_ from a walk over every patient of state_ (at construction, and after any event but
+  // a partial batch of answers).
+  void rebuild_alarmed();
   // The last save failed (mutable: save() is const): save on the next event even if nothing
   // changed.
   mutable bool unsaved_ = false;
