@@ -474,16 +474,13 @@ void Service::tick() {
                                                           const std::set<std::string>& alarmed) {
       std::size_t a = 0;
       std::size_t c = 0;
-      for (const auto& name : alarmed) {
-        const auto it = state.patients.find(name);
-        if (it == state.patients.end()) continue;
-        const auto& ps = it->second;
+      core::for_each_alarmed(state, alarmed, [&](const std::string&, const core::PatientState& ps) {
         for (const auto* slot : {&ps.glucose, &ps.data}) {
           if (!*slot) continue;
           ++a;
           for (const auto& call : (*slot)->calls) c += core::is_final(call.progress) ? 0 : 1;
         }
-      }
+      });
       return std::pair{a, c};
     });
     std::vector<std::pair<std::string, std::string>> fields{
@@ -512,11 +509,8 @@ struct InFlight {
 // Calls live in active alarms: only the patients in `alarmed` (Engine::read_alarmed) are looked at.
 std::vector<InFlight> in_flight(const core::State& state, const std::set<std::string>& alarmed) {
   std::vector<InFlight> calls;
-  for (const auto& name : alarmed) {
-    const auto it = state.patients.find(name);
-    if (it == state.patients.end()) continue;
-    const core::PatientState& patient = it->second;
-    for (const auto* alarm : {&patient.glucose, &patient.data}) {
+  core::for_each_alarmed(state, alarmed, [&](const std::string&, const core::PatientState& ps) {
+    for (const auto* alarm : {&ps.glucose, &ps.data}) {
       if (!alarm->has_value()) continue;
       for (const auto& call : (*alarm)->calls) {
         if (!call.call_id.empty() && !call.provider.empty() && !core::is_final(call.progress)) {
@@ -524,7 +518,7 @@ std::vector<InFlight> in_flight(const core::State& state, const std::set<std::st
         }
       }
     }
-  }
+  });
   return calls;
 }
 

@@ -1175,12 +1175,9 @@ std::optional<TimePoint> next_due(const PatientIndex& index, const State& state,
 std::optional<TimePoint> next_due(const PatientIndex& index, const State& state,
                                   const std::set<std::string>& alarmed, TimePoint now) {
   std::optional<TimePoint> due;
-  for (const auto& name : alarmed) {
-    const auto it = state.patients.find(name);
-    if (it != state.patients.end() && has_alarm(it->second)) {
-      consider_due(index, name, it->second, now, due);
-    }
-  }
+  for_each_alarmed(state, alarmed, [&](const std::string& name, const PatientState& ps) {
+    consider_due(index, name, ps, now, due);
+  });
   return due;
 }
 

@@ -145,6 +145,17 @@ struct State {
   bool operator==(const State&) const = default;
 };
 
+// Calls `visit(name, ps)` for each patient of `state` named in `alarmed` (the names of the
+// patients with an alarm active, as Engine::read_alarmed keeps them) that is in `state` with an
+// alarm active (has_alarm), in name order. O(|alarmed| log patients).
+template <typename Visit>
+void for_each_alarmed(const State& state, const std::set<std::string>& alarmed, Visit&& visit) {
+  for (const auto& name : alarmed) {
+    const auto it = state.patients.find(name);
+    if (it != state.patients.end() && has_alarm(it->second)) visit(name, it->second);
+  }
+}
+
 // ----------------------------------------------------------------------------------------------
 // Events
 
