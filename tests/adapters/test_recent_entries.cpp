@@ -310,10 +310,11 @@ TEST_CASE("Poller runs at most its limit of requests at once, a hung site holdin
           "[nightscout][adapters]") {
   // Given one hung site and five slow ones (50 ms each), each on its own host name, and a poller
   // that runs at most two requests at once
-  scout::test::FakeNightscout ns;
+  // (declared before the server, so they outlive the handler the hung request is still in)
   std::mutex mutex;
   int active = 0;
   int most_active = 0;
+  scout::test::FakeNightscout ns;
   ns.server().Get(R"(/api/v1/entries/sgv\.json)", [&](const httplib::Request& req,
                                                        httplib::Response& res) {
     {
