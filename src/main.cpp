@@ -4,7 +4,16 @@
 
 #include "scout/app/cli.hpp"
 
+#ifdef SCOUT_MIMALLOC
+#include <mimalloc.h>
+#endif
+
 int main(int argc, char** argv) {
+#ifdef SCOUT_MIMALLOC
+  // mimalloc serves every malloc of the process once it is linked (CMakeLists.txt); naming one
+  // of its functions keeps a linker that drops unused libraries (--as-needed) from dropping it.
+  static_cast<void>(mi_version());
+#endif
   try {
     return scout::app::run_cli(argc, argv);
   } catch (const std::exception& e) {
