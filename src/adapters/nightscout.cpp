@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
@@ -18,10 +20,12 @@
 #include <cstdio>
 #include <ctime>
 #include <deque>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -46,6 +50,8 @@ using nlohmann::json;
 
 // An entries list for 36 readings is about 10 KiB; anything this large is not one.
 constexpr std::size_t k_max_body_bytes = std::size_t{4} << 20;
+// At most this much is set aside for an answer before it comes in (Content-Length).
+constexpr std::size_t k_max_body_reserve_bytes = std::size_t{64} << 10;
 // At most this many requests at once to one host:port (see Poller::Impl::run).
 constexpr long k_max_per_host = 256;
 // Answers arriving within this long of each other are handed over together (fetch_each).
@@ -367,6 +373,18 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user)
   if (transfer->body.size() + bytes > k_max_body_bytes) {
     transfer->body_too_large = true;
     return 0;  // makes libcurl stop with CURLE_WRITE_ERROR
+  }
+  if (transfer->body.empty()) {
+    // Room for the whole answer at once when the server said how long it is (most do): no
+    // doubling of the buffer as pieces come in, thousands of transfers at once. Only up to what
+    // an entries answer can be: a length the server claims is not memory it has sent.
+    curl_off_t length = -1;
+    if (curl_easy_getinfo(transfer->easy.get(), CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) ==
+            CURLE_OK &&
+        length > 0) {
+      transfer->body.reserve(
+          std::min(static_cast<std::size_t>(length), k_max_body_reserve_bytes));
+    }
   }
   transfer->body.append(data, bytes);
   return bytes;
@@ -706,39 +724,85 @@ std::string authority_of(const std::string& url) {
   return authority;
 }
 
+// The shards are split over lanes, one thread each (at most one per core, Poller::k_max_lanes),
+// each with its own epoll: a poll of thousands of new connections is bound by libcurl's and the
+// kernel's work per request, which one core alone cannot do fast enough (README "Benchmark").
+// The thread that called fetch_each runs a lane too and is the only one that hands answers over.
+// The limit on requests in flight holds over all lanes together.
+
+// epoll_event.data of a lane's eventfd (no shard has this index).
+constexpr std::uint64_t k_wake = ~std::uint64_t{0};
+
+unsigned default_lanes() {
+  return std::clamp(std::thread::hardware_concurrency(), 1u, Poller::k_max_lanes);
+}
+
 struct Poller::Impl {
+  // One thread's share of the shards: their epoll, and an eventfd in it that wakes the lane (the
+  // calling thread's, when another lane has finished or the poll stops early).
+  struct Lane {
+    int epoll_fd = -1;
+    int wake_fd = -1;
+    // Easy handles done with a request, for the lane's next ones (new_handle's options kept).
+    std::vector<EasyPtr> idle;
+    Lane() {
+      epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+      wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+      if (epoll_fd >= 0 && wake_fd >= 0) {
+        epoll_event event{};
+        event.events = EPOLLIN;
+        event.data.u64 = k_wake;
+        epoll_ctl(epoll_fd, EPOLL_CTL_ADD, wake_fd, &event);
+      }
+    }
+    ~Lane() {
+      idle.clear();
+      if (wake_fd >= 0) ::close(wake_fd);
+      if (epoll_fd >= 0) ::close(epoll_fd);
+    }
+    Lane(const Lane&) = delete;
+    Lane& operator=(const Lane&) = delete;
+    void wake() const {
+      const std::uint64_t one = 1;
+      if (wake_fd >= 0) static_cast<void>(!::write(wake_fd, &one, sizeof one));
+    }
+    void drain() const {
+      std::uint64_t count = 0;
+      if (wake_fd >= 0) static_cast<void>(!::read(wake_fd, &count, sizeof count));
+    }
+  };
   struct Shard {
     Impl* owner = nullptr;
     std::uint32_t index = 0;
+    std::uint32_t lane = 0;  // index % lanes.size(): the lane whose thread alone drives it
     // When libcurl wants curl_multi_socket_action(CURL_SOCKET_TIMEOUT) next (TIMERFUNCTION).
     std::optional<std::chrono::steady_clock::time_point> timer;
     long max_connects = 0;
     int running = 0;
     MultiPtr multi;  // last: destroyed first, while its callbacks can still reach the rest
   };
-  int epoll_fd = -1;
+  std::vector<std::unique_ptr<Lane>> lanes;  // destroyed after the shards (their sockets' epoll)
   std::vector<std::unique_ptr<Shard>> shards;
-  // At most this many requests at once (Poller::k_max_in_flight by default).
+  // At most this many requests at once over all lanes (Poller::k_max_in_flight by default).
   std::size_t max_in_flight = Poller::k_max_in_flight;
-  // Easy handles done with a request, for the next ones (new_handle's options kept): at most
-  // max_in_flight. Destroyed before the shards.
-  std::vector<EasyPtr> idle;
 
-  Impl() {
+  explicit Impl(unsigned lane_count = default_lanes()) {
     global_init_once();
     raise_open_file_limit_once();
-    epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    lane_count = std::clamp(lane_count, 1u, Poller::k_max_lanes);
+    for (unsigned l = 0; l < lane_count; ++l) lanes.push_back(std::make_unique<Lane>());
     shards.resize(k_shards);
   }
   ~Impl() {
-    idle.clear();
+    for (auto& lane : lanes) lane->idle.clear();
     shards.clear();  // closes the cached connections, which unregister their sockets first
-    if (epoll_fd >= 0) ::close(epoll_fd);
+    lanes.clear();
   }
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
 
-  // The shard for `site`, created on first use; nullptr if libcurl cannot make one.
+  // The shard for `site`, created on first use; nullptr if libcurl cannot make one. Called before
+  // the lanes start.
   Shard* shard_for(const core::NightscoutSite& site) {
     const std::size_t index = std::hash<std::string>{}(authority_of(site.url)) % k_shards;
     auto& shard = shards[index];
@@ -746,8 +810,11 @@ struct Poller::Impl {
       auto made = std::make_unique<Shard>();
       made->owner = this;
       made->index = static_cast<std::uint32_t>(index);
+      made->lane = static_cast<std::uint32_t>(index % lanes.size());
       made->multi.reset(curl_multi_init());
-      if (!made->multi || epoll_fd < 0) return nullptr;
+      if (!made->multi || lanes[made->lane]->epoll_fd < 0 || lanes[made->lane]->wake_fd < 0) {
+        return nullptr;
+      }
       CURLM* multi = made->multi.get();
       curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, &Impl::on_socket);
       curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, made.get());
@@ -764,14 +831,15 @@ struct Poller::Impl {
     return shard.get();
   }
 
-  // CURLMOPT_SOCKETFUNCTION. A socket libcurl hands over for the first time (or again after a
-  // CURL_POLL_REMOVE, which drops what curl_multi_assign kept) has a null `assigned`: it is added
-  // to the epoll set and marked; a marked one is modified. One epoll_ctl per change (a kept-alive
-  // connection is removed and handed over again with every request); the other operation is the
-  // fallback should the mark and the epoll set ever disagree.
+  // CURLMOPT_SOCKETFUNCTION, on the shard's lane's thread. A socket libcurl hands over for the
+  // first time (or again after a CURL_POLL_REMOVE, which drops what curl_multi_assign kept) has a
+  // null `assigned`: it is added to the lane's epoll set and marked; a marked one is modified.
+  // One epoll_ctl per change (a kept-alive connection is removed and handed over again with every
+  // request); the other operation is the fallback should the mark and the epoll set ever
+  // disagree.
   static int on_socket(CURL*, curl_socket_t socket, int what, void* user, void* assigned) {
     auto* shard = static_cast<Shard*>(user);
-    const int epoll_fd = shard->owner->epoll_fd;
+    const int epoll_fd = shard->owner->lanes[shard->lane]->epoll_fd;
     if (what == CURL_POLL_REMOVE) {
       epoll_ctl(epoll_fd, EPOLL_CTL_DEL, socket, nullptr);
       return 0;
@@ -809,13 +877,20 @@ std::vector<Result<std::vector<Entry>>> Poller::Impl::run(std::vector<Transfer>&
   std::vector<Result<std::vector<Entry>>> results;
   if (transfers.empty()) return results;
   const auto started = std::chrono::steady_clock::now();
+  const auto deadline = started + timeout + k_loop_grace;
+  const std::size_t lane_count = lanes.size();
+  // Handles kept between polls: as many as can be in flight, over all lanes.
+  const std::size_t idle_per_lane = (max_in_flight + lane_count - 1) / lane_count;
 
-  // Each transfer's host, its shard, and each host's queue of transfers waiting for a slot.
+  // Each transfer's host, its shard, and each host's queue of transfers waiting for a slot. A
+  // host's sites share a shard, so a host and its transfers belong to one lane, and only that
+  // lane's thread touches them while the lanes run.
   struct Host {
     std::vector<std::size_t> waiting;  // transfer indices, taken from `next` on
     std::size_t next = 0;
     long in_flight = 0;
-    bool ready = false;  // in ready_hosts
+    bool ready = false;  // in its lane's ready_hosts
+    std::size_t lane = 0;
   };
   std::vector<Host> hosts;
   std::vector<std::size_t> host_of(transfers.size());
@@ -831,10 +906,20 @@ std::vector<Result<std::vector<Entry>>> Poller::Impl::run(std::vector<Transfer>&
     }
   }
   std::vector<long> sites_per_shard(k_shards, 0);
+  std::vector<std::vector<std::size_t>> lane_hosts(lane_count);
+  std::vector<std::vector<std::size_t>> lane_transfers(lane_count);
   for (std::size_t i = 0; i < transfers.size(); ++i) {
     transfers[i].close_after = hosts[host_of[i]].waiting.size() > 1;
     shard_of[i] = shard_for(*transfers[i].site);
     if (shard_of[i] != nullptr) ++sites_per_shard[shard_of[i]->index];
+    // A transfer without a shard fails at once, on lane 0.
+    const std::size_t lane = shard_of[i] != nullptr ? shard_of[i]->lane : 0;
+    Host& host = hosts[host_of[i]];
+    if (host.waiting.front() == i) {
+      host.lane = lane;
+      lane_hosts[lane].push_back(host_of[i]);
+    }
+    lane_transfers[host.lane].push_back(i);
   }
   for (auto& shard : shards) {
     if (shard && sites_per_shard[shard->index] > shard->max_connects) {
@@ -843,188 +928,297 @@ std::vector<Result<std::vector<Entry>>> Poller::Impl::run(std::vector<Transfer>&
       curl_multi_setopt(shard->multi.get(), CURLMOPT_MAXCONNECTS, shard->max_connects);
     }
   }
-
-  std::vector<std::pair<std::size_t, Result<std::vector<Entry>>>> pending;
   if (!on_answers) results.resize(transfers.size(), core::fail(ErrorKind::internal, "not asked"));
-  // A finished transfer's outcome, handed over (fetch_each) or kept in order (fetch_all); its
-  // handle goes back to `idle` for the next request.
-  const auto finish = [&](std::size_t index) {
-    Transfer& transfer = transfers[index];
-    auto outcome = outcome_of(transfer, timeout);
-    if (on_answers) {
-      pending.emplace_back(index, std::move(outcome));
-    } else {
-      results[index] = std::move(outcome);
+
+  // What the lanes share while they run. Answers wait in `pending` for the calling thread.
+  std::mutex mutex;  // guards pending
+  std::vector<std::pair<std::size_t, Result<std::vector<Entry>>>> pending;
+  std::atomic<std::size_t> in_flight{0};  // over all lanes: at most max_in_flight
+  std::atomic<bool> stop{false};
+  std::atomic<std::size_t> others_running{0};  // lanes run by other threads, not finished
+  std::atomic<std::size_t> caller_lane{0};     // the lane the calling thread runs now
+
+  // On the calling thread only: answers that came in within k_hand_over_every of each other go
+  // together, so that a thousand sites answering at once are a few batches, not a thousand.
+  auto last_hand_over = std::chrono::steady_clock::now() - k_hand_over_every;
+  const auto hand_over = [&](bool now_or_never) {
+    if (!on_answers) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (!now_or_never && now - last_hand_over < k_hand_over_every) return;
+    std::vector<std::pair<std::size_t, Result<std::vector<Entry>>>> batch;
+    {
+      const std::lock_guard lock{mutex};
+      batch.swap(pending);
     }
-    transfer.body = std::string{};
-    if (EasyPtr easy = released(transfer); easy && idle.size() < max_in_flight) {
-      idle.push_back(std::move(easy));
-    }
+    if (batch.empty()) return;
+    on_answers(std::move(batch));
+    last_hand_over = now;
+  };
+  const auto answers_waiting = [&] {
+    const std::lock_guard lock{mutex};
+    return !pending.empty();
   };
 
-  // Hosts with a transfer waiting and a free per-host slot, taken in turn: one host with
-  // thousands of sites cannot hold every slot while others wait.
-  std::deque<std::size_t> ready_hosts;
-  for (std::size_t h = 0; h < hosts.size(); ++h) {
-    hosts[h].ready = true;
-    ready_hosts.push_back(h);
-  }
-  std::size_t in_flight = 0;
-  std::size_t waiting = transfers.size();
-  const auto make_ready = [&](std::size_t h) {
-    Host& host = hosts[h];
-    if (!host.ready && host.next < host.waiting.size() && host.in_flight < k_max_per_host) {
-      host.ready = true;
+  // One lane's transfers from start to end, on the thread that runs it; `caller` is the thread
+  // that called run(), which hands the answers over and waits for the other lanes.
+  const auto work = [&](std::size_t l, bool caller) {
+    Lane& lane = *lanes[l];
+    if (caller) caller_lane = l;
+    std::deque<std::size_t> ready_hosts;  // hosts with a transfer waiting and a per-host slot
+    for (const std::size_t h : lane_hosts[l]) {
+      hosts[h].ready = true;
       ready_hosts.push_back(h);
     }
-  };
-  // Starts waiting transfers while slots are free. A transfer started late gets what is left of
-  // the poll's timeout; when nothing is left, the rest are not started (they time out).
-  const auto admit = [&] {
-    while (in_flight < max_in_flight && !ready_hosts.empty()) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          started + timeout - std::chrono::steady_clock::now());
-      if (left.count() <= 0) {
-        ready_hosts.clear();
-        waiting = 0;
+    std::size_t mine_in_flight = 0;
+    std::size_t waiting = lane_transfers[l].size();
+
+    // A finished transfer's outcome, for the calling thread (fetch_each) or kept in order
+    // (fetch_all); its handle goes back to `idle` for the lane's next request.
+    const auto finish = [&](std::size_t index) {
+      Transfer& transfer = transfers[index];
+      auto outcome = outcome_of(transfer, timeout);
+      transfer.body = std::string{};
+      if (EasyPtr easy = released(transfer); easy && lane.idle.size() < idle_per_lane) {
+        lane.idle.push_back(std::move(easy));
+      }
+      if (!on_answers) {
+        results[index] = std::move(outcome);
         return;
       }
-      const std::size_t h = ready_hosts.front();
-      ready_hosts.pop_front();
+      // The calling thread looks at least every k_hand_over_every while other lanes run.
+      const std::lock_guard lock{mutex};
+      pending.emplace_back(index, std::move(outcome));
+    };
+    // A lane that found no free slot (all held, some by other lanes) tries again at least every
+    // k_hand_over_every: no signal per freed slot between the lanes.
+    bool starved = false;
+    const auto release_slot = [&] { in_flight.fetch_sub(1); };
+    const auto make_ready = [&](std::size_t h) {
       Host& host = hosts[h];
-      host.ready = false;
-      if (host.next >= host.waiting.size() || host.in_flight >= k_max_per_host) continue;
-      const std::size_t i = host.waiting[host.next++];
-      --waiting;
-      Transfer& transfer = transfers[i];
-      EasyPtr easy;
-      if (!idle.empty()) {
-        easy = std::move(idle.back());
-        idle.pop_back();
+      if (!host.ready && host.next < host.waiting.size() && host.in_flight < k_max_per_host) {
+        host.ready = true;
+        ready_hosts.push_back(h);
       }
-      std::string setup_error = shard_of[i] != nullptr
-                                    ? set_up(transfer, core::Duration{left.count()}, std::move(easy))
-                                    : "could not create a libcurl multi handle";
-      if (setup_error.empty() &&
-          curl_multi_add_handle(shard_of[i]->multi.get(), transfer.easy.get()) != CURLM_OK) {
-        setup_error = "could not start the request";
+    };
+    // Starts waiting transfers while slots are free, hosts taken in turn: one host with
+    // thousands of sites cannot hold every slot while others wait. A transfer started late gets
+    // what is left of the poll's timeout; when nothing is left, the rest are not started (they
+    // time out).
+    const auto admit = [&] {
+      while (!ready_hosts.empty()) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            started + timeout - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+          ready_hosts.clear();
+          waiting = 0;
+          break;
+        }
+        if (in_flight.fetch_add(1) >= max_in_flight) {
+          in_flight.fetch_sub(1);
+          starved = true;
+          return;
+        }
+        const std::size_t h = ready_hosts.front();
+        ready_hosts.pop_front();
+        Host& host = hosts[h];
+        host.ready = false;
+        if (host.next >= host.waiting.size() || host.in_flight >= k_max_per_host) {
+          in_flight.fetch_sub(1);
+          continue;
+        }
+        const std::size_t i = host.waiting[host.next++];
+        --waiting;
+        Transfer& transfer = transfers[i];
+        EasyPtr easy;
+        if (!lane.idle.empty()) {
+          easy = std::move(lane.idle.back());
+          lane.idle.pop_back();
+        }
+        std::string setup_error =
+            shard_of[i] != nullptr ? set_up(transfer, core::Duration{left.count()}, std::move(easy))
+                                   : "could not create a libcurl multi handle";
+        if (setup_error.empty() &&
+            curl_multi_add_handle(shard_of[i]->multi.get(), transfer.easy.get()) != CURLM_OK) {
+          setup_error = "could not start the request";
+        }
+        if (!setup_error.empty()) {
+          transfer.done = true;
+          transfer.code = CURLE_FAILED_INIT;
+          std::snprintf(transfer.error_buffer.data(), transfer.error_buffer.size(), "%s",
+                        setup_error.c_str());
+          finish(i);
+          release_slot();
+        } else {
+          ++host.in_flight;
+          ++mine_in_flight;
+        }
+        make_ready(h);
       }
-      if (!setup_error.empty()) {
-        transfer.done = true;
-        transfer.code = CURLE_FAILED_INIT;
-        std::snprintf(transfer.error_buffer.data(), transfer.error_buffer.size(), "%s",
-                      setup_error.c_str());
-        finish(i);
-      } else {
-        ++host.in_flight;
-        ++in_flight;
+      starved = false;
+    };
+    const auto collect = [&](Shard& shard) {
+      int queued = 0;
+      while (CURLMsg* message = curl_multi_info_read(shard.multi.get(), &queued)) {
+        if (message->msg != CURLMSG_DONE) continue;
+        void* owner = nullptr;
+        curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE, &owner);
+        auto* transfer = static_cast<Transfer*>(owner);
+        transfer->done = true;
+        transfer->code = message->data.result;
+        const auto index = static_cast<std::size_t>(transfer - transfers.data());
+        // Removed now: its connection goes back to the cache for the next poll.
+        curl_multi_remove_handle(shard.multi.get(), transfer->easy.get());
+        // Handed over as soon as it is in (SPEC §3: no patient waits for another's Nightscout).
+        finish(index);
+        --mine_in_flight;
+        release_slot();
+        --hosts[host_of[index]].in_flight;
+        make_ready(host_of[index]);
       }
-      make_ready(h);
-    }
-  };
+    };
+    const auto mine = [&](const std::unique_ptr<Shard>& shard) {
+      return shard && shard->lane == l;
+    };
 
-  const auto deadline = started + timeout + k_loop_grace;
-  auto last_hand_over = std::chrono::steady_clock::now() - k_hand_over_every;
-  const auto collect = [&](Shard& shard) {
-    int queued = 0;
-    while (CURLMsg* message = curl_multi_info_read(shard.multi.get(), &queued)) {
-      if (message->msg != CURLMSG_DONE) continue;
-      void* owner = nullptr;
-      curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE, &owner);
-      auto* transfer = static_cast<Transfer*>(owner);
-      transfer->done = true;
-      transfer->code = message->data.result;
-      const auto index = static_cast<std::size_t>(transfer - transfers.data());
-      // Removed now: its connection goes back to the cache for the next poll.
-      curl_multi_remove_handle(shard.multi.get(), transfer->easy.get());
-      // Handed over as soon as it is in (SPEC §3: no patient waits for another's Nightscout).
-      finish(index);
-      --in_flight;
-      --hosts[host_of[index]].in_flight;
-      make_ready(host_of[index]);
-    }
-  };
-  const auto hand_over = [&](bool now_or_never) {
-    // Answers that came in within k_hand_over_every of each other go together, so that a
-    // thousand sites answering at once are a few batches, not a thousand.
-    const auto now = std::chrono::steady_clock::now();
-    if (on_answers && !pending.empty() &&
-        (now_or_never || now - last_hand_over >= k_hand_over_every)) {
-      on_answers(std::move(pending));
-      pending.clear();
-      last_hand_over = now;
-    }
-  };
-  admit();
-  hand_over(true);  // failed set-ups are answers too
-  for (auto& shard : shards) {
-    if (!shard || in_flight == 0) continue;
-    curl_multi_socket_action(shard->multi.get(), CURL_SOCKET_TIMEOUT, 0, &shard->running);
-    collect(*shard);
-  }
-  admit();
-  hand_over(false);
-  std::vector<epoll_event> events(1024);
-  while ((in_flight > 0 || waiting > 0) && std::chrono::steady_clock::now() < deadline) {
-    const auto now = std::chrono::steady_clock::now();
-    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
-    for (const auto& shard : shards) {
-      if (!shard || !shard->timer) continue;
-      wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(std::max(
-                                *shard->timer - now, std::chrono::steady_clock::duration{0})));
-    }
-    // Answers held back to travel together wait no longer than k_hand_over_every.
-    if (!pending.empty()) wait = std::min(wait, k_hand_over_every);
-    const int wait_ms = static_cast<int>(std::clamp<std::int64_t>(wait.count(), 0, k_poll_slice_ms));
-    const int ready = epoll_wait(epoll_fd, events.data(), static_cast<int>(events.size()), wait_ms);
-    if (ready < 0 && errno != EINTR) {
-      // Should not happen; avoid a hot loop and let libcurl's timeouts move things on.
-      std::this_thread::sleep_for(std::chrono::milliseconds{10});
-      for (auto& shard : shards) {
-        if (shard) shard->timer = std::chrono::steady_clock::now();
-      }
-    }
-    for (int i = 0; i < ready; ++i) {
-      const epoll_event& event = events[static_cast<std::size_t>(i)];
-      const auto index = static_cast<std::size_t>(event.data.u64 >> 32);
-      const auto socket = static_cast<curl_socket_t>(event.data.u64 & 0xffffffffu);
-      if (index >= shards.size() || !shards[index]) continue;
-      const int mask = ((event.events & EPOLLIN) != 0 ? CURL_CSELECT_IN : 0) |
-                       ((event.events & EPOLLOUT) != 0 ? CURL_CSELECT_OUT : 0) |
-                       ((event.events & (EPOLLERR | EPOLLHUP)) != 0 ? CURL_CSELECT_ERR : 0);
-      Shard& shard = *shards[index];
-      curl_multi_socket_action(shard.multi.get(), socket, mask, &shard.running);
-      collect(shard);
-    }
-    const auto after = std::chrono::steady_clock::now();
+    admit();
+    if (caller) hand_over(true);  // failed set-ups are answers too
     for (auto& shard : shards) {
-      if (!shard || !shard->timer || after < *shard->timer) continue;
+      if (!mine(shard) || mine_in_flight == 0) continue;
       curl_multi_socket_action(shard->multi.get(), CURL_SOCKET_TIMEOUT, 0, &shard->running);
       collect(*shard);
     }
     admit();
-    hand_over(false);
-  }
+    if (caller) hand_over(false);
+    std::vector<epoll_event> events(1024);
+    const auto busy = [&] {
+      return mine_in_flight > 0 || waiting > 0 || (caller && others_running.load() > 0);
+    };
+    while (busy() && !stop.load() && std::chrono::steady_clock::now() < deadline) {
+      const auto now = std::chrono::steady_clock::now();
+      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+      for (const auto& shard : shards) {
+        if (!mine(shard) || !shard->timer) continue;
+        wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(std::max(
+                                  *shard->timer - now, std::chrono::steady_clock::duration{0})));
+      }
+      // Answers held back to travel together, or coming from other lanes, wait no longer than
+      // k_hand_over_every; so does a lane waiting for a free slot.
+      if (starved || (caller && on_answers && (others_running.load() > 0 || answers_waiting()))) {
+        wait = std::min(wait, k_hand_over_every);
+      }
+      const int wait_ms =
+          static_cast<int>(std::clamp<std::int64_t>(wait.count(), 0, k_poll_slice_ms));
+      const int ready =
+          epoll_wait(lane.epoll_fd, events.data(), static_cast<int>(events.size()), wait_ms);
+      if (ready < 0 && errno != EINTR) {
+        // Should not happen; avoid a hot loop and let libcurl's timeouts move things on.
+        std::this_thread::sleep_for(std::chrono::milliseconds{10});
+        for (auto& shard : shards) {
+          if (mine(shard)) shard->timer = std::chrono::steady_clock::now();
+        }
+      }
+      for (int i = 0; i < ready; ++i) {
+        const epoll_event& event = events[static_cast<std::size_t>(i)];
+        if (event.data.u64 == k_wake) {
+          lane.drain();
+          continue;
+        }
+        const auto index = static_cast<std::size_t>(event.data.u64 >> 32);
+        const auto socket = static_cast<curl_socket_t>(event.data.u64 & 0xffffffffu);
+        if (index >= shards.size() || !mine(shards[index])) continue;
+        const int mask = ((event.events & EPOLLIN) != 0 ? CURL_CSELECT_IN : 0) |
+                         ((event.events & EPOLLOUT) != 0 ? CURL_CSELECT_OUT : 0) |
+                         ((event.events & (EPOLLERR | EPOLLHUP)) != 0 ? CURL_CSELECT_ERR : 0);
+        Shard& shard = *shards[index];
+        curl_multi_socket_action(shard.multi.get(), socket, mask, &shard.running);
+        collect(shard);
+      }
+      const auto after = std::chrono::steady_clock::now();
+      for (auto& shard : shards) {
+        if (!mine(shard) || !shard->timer || after < *shard->timer) continue;
+        curl_multi_socket_action(shard->multi.get(), CURL_SOCKET_TIMEOUT, 0, &shard->running);
+        collect(*shard);
+      }
+      admit();
+      if (caller) hand_over(false);
+    }
 
-  // Whatever has not finished by now timed out (or was never started: no time was left).
-  for (std::size_t i = 0; i < transfers.size(); ++i) {
-    if (transfers[i].done) continue;  // finished, and handed over by finish()
-    if (transfers[i].easy) {
-      curl_multi_remove_handle(shard_of[i]->multi.get(), transfers[i].easy.get());
+    // Whatever of the lane's has not finished by now timed out (or was never started: no time was
+    // left).
+    for (const std::size_t i : lane_transfers[l]) {
+      Transfer& transfer = transfers[i];
+      if (transfer.done) continue;  // finished, and answered by finish()
+      if (transfer.easy) {
+        curl_multi_remove_handle(shard_of[i]->multi.get(), transfer.easy.get());
+        in_flight.fetch_sub(1);
+      }
+      auto outcome = outcome_of(transfer, timeout);
+      transfer.easy.reset();  // stopped mid-transfer: not reused
+      transfer.done = true;
+      if (on_answers) {
+        const std::lock_guard lock{mutex};
+        pending.emplace_back(i, std::move(outcome));
+      } else {
+        results[i] = std::move(outcome);
+      }
     }
-    auto outcome = outcome_of(transfers[i], timeout);
-    transfers[i].easy.reset();  // stopped mid-transfer: not reused
-    if (on_answers) {
-      pending.emplace_back(i, std::move(outcome));
-    } else {
-      results[i] = std::move(outcome);
+  };
+
+  // The other lanes with work run on threads of their own; should a thread not start, the
+  // calling thread runs that lane after its own (late, but every transfer still gets its
+  // outcome).
+  std::vector<std::size_t> inline_lanes;
+  struct {
+    std::mutex mutex;
+    std::exception_ptr error;
+  } failure;
+  std::vector<std::thread> threads;
+  struct Joiner {
+    std::vector<std::thread>& threads;
+    std::atomic<bool>& stop;
+    const std::vector<std::unique_ptr<Lane>>& lanes;
+    ~Joiner() {
+      bool joining = false;
+      for (const auto& thread : threads) joining = joining || thread.joinable();
+      if (!joining) return;
+      // Only when an exception (from on_answers) leaves run() early: the lanes stop at once.
+      stop = true;
+      for (const auto& lane : lanes) lane->wake();
+      for (auto& thread : threads) {
+        if (thread.joinable()) thread.join();
+      }
+    }
+  } joiner{threads, stop, lanes};
+  for (std::size_t l = 1; l < lane_count; ++l) {
+    if (lane_transfers[l].empty()) continue;
+    ++others_running;
+    try {
+      threads.emplace_back([this, &work, &others_running, &caller_lane, &failure, l] {
+        try {
+          work(l, false);
+        } catch (...) {
+          // Handed to the calling thread, which raises it once every lane has stopped.
+          const std::lock_guard lock{failure.mutex};
+          if (!failure.error) failure.error = std::current_exception();
+        }
+        --others_running;
+        lanes[caller_lane.load()]->wake();
+      });
+    } catch (const std::system_error&) {
+      --others_running;
+      inline_lanes.push_back(l);
     }
   }
+  work(0, true);
+  for (const std::size_t l : inline_lanes) work(l, true);
+  for (auto& thread : threads) thread.join();
+  if (failure.error) std::rethrow_exception(failure.error);
   hand_over(true);
   return results;
 }
 
-Poller::Poller(std::size_t max_in_flight) : impl_(std::make_unique<Impl>()) {
+Poller::Poller(std::size_t max_in_flight, unsigned lanes)
+    : impl_(std::make_unique<Impl>(lanes == 0 ? default_lanes() : lanes)) {
   impl_->max_in_flight = std::max<std::size_t>(1, max_in_flight);
 }
 Poller::~Poller() = default;

@@ -393,3 +393,76 @@ TEST_CASE("Poller gives a request started late only what is left of the poll's t
   // And the second was never started: no time was left for it
   CHECK(ns.requests().size() == 1);
 }
+
+TEST_CASE("Poller on several lanes answers every site once, on the calling thread, within its "
+          "limit over all lanes",
+          "[nightscout][adapters]") {
+  // Given one hung site and 23 slow ones (20 ms each), each on its own host name (spread over the
+  // lanes by host), each answering a reading of its own, on a server that closes each connection
+  // (declared before the server, so they outlive the handler the hung request is still in)
+  std::mutex mutex;
+  int active = 0;
+  int most_active = 0;
+  scout::test::FakeNightscout ns;
+  ns.server().set_keep_alive_max_count(1);
+  ns.server().Get(R"(/api/v1/entries/sgv\.json)", [&](const httplib::Request& req,
+                                                       httplib::Response& res) {
+    {
+      const std::lock_guard lock{mutex};
+      most_active = std::max(most_active, ++active);
+    }
+    const std::string host = req.get_header_value("Host");
+    if (host.starts_with("hung.")) {
+      ns.hold(30s);
+    } else {
+      std::this_thread::sleep_for(20ms);  // a slow server, not a wait for the test
+    }
+    {
+      const std::lock_guard lock{mutex};
+      --active;
+    }
+    // s<i>.localhost answers sgv 100 + i.
+    const int site = host.starts_with("s") ? std::atoi(host.c_str() + 1) : 0;
+    res.set_content(R"([{"type":"sgv","sgv":)" + std::to_string(100 + site) +
+                        R"(,"date":1716580000000}])",
+                    "application/json");
+  });
+  REQUIRE(ns.start());
+  const std::string port = std::to_string(ns.port());
+  std::vector<NightscoutSite> sites{{"http://hung.localhost:" + port, "", ""}};
+  for (int i = 1; i < 24; ++i) {
+    sites.push_back({"http://s" + std::to_string(i) + ".localhost:" + port, "", ""});
+  }
+  std::vector<EntriesRequest> requests;
+  for (const auto& site : sites) requests.push_back(EntriesRequest{&site, std::nullopt});
+  // And a poller on four lanes that runs at most three requests at once in all
+  Poller poller{3, 4};
+  // When it polls them with a 1.5 s timeout
+  const auto caller = std::this_thread::get_id();
+  bool all_on_caller = true;
+  std::vector<std::pair<std::size_t, scout::core::Result<std::vector<Entry>>>> got;
+  poller.fetch_each(requests, 1500ms, [&](auto&& answers) {
+    all_on_caller = all_on_caller && std::this_thread::get_id() == caller;
+    for (auto& answer : answers) got.push_back(std::move(answer));
+  });
+  ns.release();
+  // Then every site answered exactly once, each with its own reading, the hung one last, as a
+  // timeout
+  REQUIRE(got.size() == sites.size());
+  std::set<std::size_t> seen;
+  for (std::size_t k = 0; k + 1 < got.size(); ++k) {
+    const auto& [i, answer] = got[k];
+    CHECK(seen.insert(i).second);
+    CHECK(i != 0);
+    REQUIRE(answer.has_value());
+    REQUIRE(answer->size() == 1);
+    CHECK(answer->front().sgv == 100 + static_cast<int>(i));
+  }
+  CHECK(got.back().first == 0);
+  REQUIRE_FALSE(got.back().second.has_value());
+  CHECK(got.back().second.error().kind == ErrorKind::timeout);
+  // And only on the calling thread, never more than three requests at the server at once
+  CHECK(all_on_caller);
+  CHECK(most_active <= 3);
+  CHECK(most_active >= 2);
+}

@@ -79,10 +79,14 @@ struct EntriesRequest {
 };
 
 // A poller that lives as long as the service (SPEC §7): libcurl multi handles (the sites spread
-// over 64 by host) driven through curl_multi_socket_action and one epoll, so a poll's work grows
+// over 64 by host) driven through curl_multi_socket_action and epoll, so a poll's work grows
 // with its transfers and nothing else; connections (keep-alive for a site alone on its host,
 // HTTP/2 multiplexing over TLS where offered) and the DNS cache are kept from one poll to the
-// next. Thread-safety: one thread at a time.
+// next. The multi handles are split over `lanes` threads (one per core by default, at most
+// k_max_lanes), each with its own epoll: the calling thread runs one lane, a poll starts a
+// thread for each other lane that has requests, and all are joined before fetch_each returns.
+// Answers are parsed on the lane's thread and handed over on the calling thread only.
+// Thread-safety: one thread at a time calls it.
 class Poller {
  public:
   // At most this many requests run at once over all hosts (and at most 256 per host:port), each
@@ -92,7 +96,10 @@ class Poller {
   // delays nobody; only thousands of hung sites at once would. Finished handles serve the next
   // requests (libcurl keeps their options), at most this many kept between polls.
   static constexpr std::size_t k_max_in_flight = 2048;
-  explicit Poller(std::size_t max_in_flight = k_max_in_flight);  // 0 is taken as 1
+  static constexpr unsigned k_max_lanes = 4;
+  // max_in_flight 0 is taken as 1; lanes 0 is one per core (std::thread::hardware_concurrency),
+  // and any number is clamped to 1..k_max_lanes.
+  explicit Poller(std::size_t max_in_flight = k_max_in_flight, unsigned lanes = 0);
   ~Poller();
   Poller(const Poller&) = delete;
   Poller& operator=(const Poller&) = delete;
