@@ -357,7 +357,8 @@ struct Transfer {
   std::string url;
   std::string shown_url;  // redacted
   std::string if_modified_since;  // an HTTP-date; set for an incremental request only
-  bool close_after = false;  // FORBID_REUSE: the host serves other sites of this poll too
+  // FORBID_REUSE: the host serves other sites of this poll too, or the poller keeps nothing
+  bool close_after = false;
   EasyPtr easy;
   SlistPtr headers;
   std::string body;
@@ -456,7 +457,7 @@ std::string set_up(Transfer& transfer, core::Duration timeout, EasyPtr easy = nu
   // A site alone on its host keeps its connection alive for the next poll (SPEC §7). One of
   // several sites on a host closes it when done: servers that give each connection a worker
   // (cpp-httplib, Apache prefork) would otherwise have their workers wait on idle kept-alive
-  // connections while libcurl opens more, and stall.
+  // connections while libcurl opens more, and stall. A poller for one poll closes them all.
   set(curl_easy_setopt(h, CURLOPT_FORBID_REUSE, transfer.close_after ? 1L : 0L));
   set(curl_easy_setopt(h, CURLOPT_WRITEDATA, &transfer));
   set(curl_easy_setopt(h, CURLOPT_ERRORBUFFER, transfer.error_buffer.data()));
@@ -785,6 +786,8 @@ struct Poller::Impl {
   std::vector<std::unique_ptr<Shard>> shards;
   // At most this many requests at once over all lanes (Poller::k_max_in_flight by default).
   std::size_t max_in_flight = Poller::k_max_in_flight;
+  // Connections are kept for the next poll; false closes each when its answer is in.
+  bool keep_alive = true;
 
   explicit Impl(unsigned lane_count = default_lanes()) {
     global_init_once();
@@ -909,7 +912,7 @@ std::vector<Result<std::vector<Entry>>> Poller::Impl::run(std::vector<Transfer>&
   std::vector<std::vector<std::size_t>> lane_hosts(lane_count);
   std::vector<std::vector<std::size_t>> lane_transfers(lane_count);
   for (std::size_t i = 0; i < transfers.size(); ++i) {
-    transfers[i].close_after = hosts[host_of[i]].waiting.size() > 1;
+    transfers[i].close_after = hosts[host_of[i]].waiting.size() > 1 || !keep_alive;
     shard_of[i] = shard_for(*transfers[i].site);
     if (shard_of[i] != nullptr) ++sites_per_shard[shard_of[i]->index];
     // A transfer without a shard fails at once, on lane 0.
@@ -1223,6 +1226,8 @@ Poller::Poller(std::size_t max_in_flight, unsigned lanes)
 }
 Poller::~Poller() = default;
 
+void Poller::keep_connections(bool keep) { impl_->keep_alive = keep; }
+
 void Poller::fetch_each(const std::vector<EntriesRequest>& requests, core::Duration timeout,
                         const AnswersCallback& on_answers) {
   std::vector<Transfer> transfers(requests.size());
@@ -1253,13 +1258,17 @@ std::vector<Transfer> full_transfers(const std::vector<core::NightscoutSite>& si
 void fetch_each(const std::vector<core::NightscoutSite>& sites, core::Duration timeout,
                 const AnswersCallback& on_answers) {
   auto transfers = full_transfers(sites);
-  Poller::Impl{}.run(transfers, timeout, on_answers);
+  Poller::Impl impl;
+  impl.keep_alive = false;  // one poll: nothing to keep them for
+  impl.run(transfers, timeout, on_answers);
 }
 
 std::vector<Result<std::vector<Entry>>> fetch_all(const std::vector<core::NightscoutSite>& sites,
                                                   core::Duration timeout) {
   auto transfers = full_transfers(sites);
-  return Poller::Impl{}.run(transfers, timeout, nullptr);
+  Poller::Impl impl;
+  impl.keep_alive = false;  // one poll: nothing to keep them for
+  return impl.run(transfers, timeout, nullptr);
 }
 
 std::vector<EntriesRequest> RecentEntries::requests(const std::vector<core::NightscoutSite>& sites,

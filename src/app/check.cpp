@@ -393,7 +393,7 @@ int run_check(const CheckOptions& options, std::ostream& out, std::ostream& err)
   chosen.patients.clear();
   for (const auto* patient : patients) chosen.patients.push_back(*patient);
   SystemClock clock;
-  NightscoutSource nightscout(config.poll.timeout, clock);
+  NightscoutSource nightscout(config.poll.timeout, clock, /*keep_alive=*/false);
   std::optional<int> simulated_mgdl;
   if (options.sgv) {
     const int mgdl = core::to_mgdl(*options.sgv, config.units);

@@ -101,6 +101,10 @@ class Poller {
   // and any number is clamped to 1..k_max_lanes.
   explicit Poller(std::size_t max_in_flight = k_max_in_flight, unsigned lanes = 0);
   ~Poller();
+  // Whether a site alone on its host keeps its connection for the next poll (true by default).
+  // A poller for one poll (scout check) closes each connection as its answer is in, on the
+  // lane's thread, rather than all ten thousand at once when it is destroyed.
+  void keep_connections(bool keep);
   Poller(const Poller&) = delete;
   Poller& operator=(const Poller&) = delete;
   // fetch_each over `requests`: every answer handed to `on_answers` as it arrives, exactly one per

@@ -102,7 +102,11 @@ class CgmSource {
 // future) must outlive the source.
 class NightscoutSource final : public CgmSource {
  public:
-  NightscoutSource(core::Duration timeout, const Clock& clock) : timeout_(timeout), clock_(clock) {}
+  // keep_alive false: for one poll only (scout check), see adapters::Poller::keep_connections.
+  NightscoutSource(core::Duration timeout, const Clock& clock, bool keep_alive = true)
+      : timeout_(timeout), clock_(clock) {
+    poller_.keep_connections(keep_alive);
+  }
   std::vector<FetchResult> fetch(const std::vector<const core::Patient*>& patients) override;
   // Each answer as it arrives.
   void fetch_each(const std::vector<const core::Patient*>& patients,
