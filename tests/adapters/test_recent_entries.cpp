@@ -466,3 +466,29 @@ TEST_CASE("Poller on several lanes answers every site once, on the calling threa
   CHECK(most_active <= 3);
   CHECK(most_active >= 2);
 }
+
+TEST_CASE("Poller that keeps no connections opens a new one for each poll",
+          "[nightscout][adapters]") {
+  // Given a site, and a poller for one-shot polls (scout check)
+  NightscoutLike site;
+  site.dates = {1716580000500};
+  scout::test::FakeNightscout ns;
+  ns.server().Get(R"(/api/v1/entries/sgv\.json)",
+                  [&](const httplib::Request& req, httplib::Response& res) { site.handle(req, res); });
+  REQUIRE(ns.start());
+  const std::vector<NightscoutSite> sites{{ns.base_url(), "", ""}};
+  Poller poller;
+  poller.keep_connections(false);
+  // When it polls the site twice
+  for (int poll = 0; poll < 2; ++poll) {
+    std::size_t answered = 0;
+    poller.fetch_each({EntriesRequest{&sites[0], std::nullopt}}, 5s, [&](auto&& answers) {
+      for (auto& [i, answer] : answers) answered += answer.has_value() ? 1 : 0;
+    });
+    REQUIRE(answered == 1);
+  }
+  // Then each poll came over a connection of its own (the first was closed once answered)
+  const std::lock_guard lock{site.mutex};
+  REQUIRE(site.ports.size() == 2);
+  CHECK(site.ports[0] != site.ports[1]);
+}
