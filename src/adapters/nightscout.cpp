@@ -757,7 +757,6 @@ struct Poller::Impl {
       }
     }
     ~Lane() {
-      idle.clear();
       if (wake_fd >= 0) ::close(wake_fd);
       if (epoll_fd >= 0) ::close(epoll_fd);
     }
@@ -995,7 +994,6 @@ std::vector<Result<std::vector<Entry>>> Poller::Impl::run(std::vector<Transfer>&
     // A lane that found no free slot (all held, some by other lanes) tries again at least every
     // k_hand_over_every: no signal per freed slot between the lanes.
     bool starved = false;
-    const auto release_slot = [&] { in_flight.fetch_sub(1); };
     const auto make_ready = [&](std::size_t h) {
       Host& host = hosts[h];
       if (!host.ready && host.next < host.waiting.size() && host.in_flight < k_max_per_host) {
@@ -1050,7 +1048,7 @@ std::vector<Result<std::vector<Entry>>> Poller::Impl::run(std::vector<Transfer>&
           std::snprintf(transfer.error_buffer.data(), transfer.error_buffer.size(), "%s",
                         setup_error.c_str());
           finish(i);
-          release_slot();
+          in_flight.fetch_sub(1);
         } else {
           ++host.in_flight;
           ++mine_in_flight;
@@ -1074,7 +1072,7 @@ std::vector<Result<std::vector<Entry>>> Poller::Impl::run(std::vector<Transfer>&
         // Handed over as soon as it is in (SPEC §3: no patient waits for another's Nightscout).
         finish(index);
         --mine_in_flight;
-        release_slot();
+        in_flight.fetch_sub(1);
         --hosts[host_of[index]].in_flight;
         make_ready(host_of[index]);
       }
@@ -1157,7 +1155,6 @@ std::vector<Result<std::vector<Entry>>> Poller::Impl::run(std::vector<Transfer>&
       }
       auto outcome = outcome_of(transfer, timeout);
       transfer.easy.reset();  // stopped mid-transfer: not reused
-      transfer.done = true;
       if (on_answers) {
         const std::lock_guard lock{mutex};
         pending.emplace_back(i, std::move(outcome));
